@@ -1,0 +1,1 @@
+//! GitHub's REST API, authenticated with the PAT, with its rate-limit budget.

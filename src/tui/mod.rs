@@ -1,0 +1,10 @@
+//! The dashboard (`megascaler tui`) and `megascaler demo`.
+
+use crate::config::Config;
+
+pub mod demo;
+
+/// Runs the dashboard over a fresh engine.
+pub async fn run(_config: Config) -> anyhow::Result<()> {
+    anyhow::bail!("`tui` is not implemented yet")
+}

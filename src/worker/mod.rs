@@ -1,0 +1,3 @@
+//! The worker side: stdin frames and the `Runner.Worker` adapter.
+
+pub mod adapter;

@@ -238,3 +238,16 @@ pub enum Command {
     /// Graceful shutdown.
     Shutdown,
 }
+
+/// The consumer's end of a running engine: events out, commands in.
+///
+/// Exactly one consumer reads `events`. Dropping `commands` does not stop the engine; send
+/// [`Command::Shutdown`] and read `events` until it closes.
+#[derive(Debug)]
+pub struct EngineHandle {
+    /// Engine → consumer. Bounded; worker output that does not fit is counted in
+    /// [`Event::OutputDropped`] instead of blocking the engine.
+    pub events: tokio::sync::mpsc::Receiver<Event>,
+    /// Consumer → engine.
+    pub commands: tokio::sync::mpsc::Sender<Command>,
+}

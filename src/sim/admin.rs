@@ -11,8 +11,8 @@ use super::http::{Credential, SimState, begin, credential, field, json_body, res
 use super::model::endpoint;
 use super::server::Shared;
 use super::tokens::Grant;
-use super::world::World;
 use super::world::NewAgent;
+use super::world::World;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -25,9 +25,15 @@ use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/api/v3/actions/runner-registration", post(runner_registration))
+        .route(
+            "/api/v3/actions/runner-registration",
+            post(runner_registration),
+        )
         .route("/api/v3/actions/runners/register", post(register))
-        .route("/api/v3/repos/{owner}/{repo}/actions/runner-groups", get(repo_groups))
+        .route(
+            "/api/v3/repos/{owner}/{repo}/actions/runner-groups",
+            get(repo_groups),
+        )
         .route("/api/v3/orgs/{org}/actions/runner-groups", get(org_groups))
 }
 
@@ -36,7 +42,10 @@ async fn runner_registration(State(shared): SimState, headers: HeaderMap, body: 
         return r;
     }
     let body = json_body(&body);
-    let url = field(&body, "url").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let url = field(&body, "url")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     let has_ua = super::http::has_user_agent(&headers);
     shared.update(|w| {
         let token = match credential(&headers) {
@@ -45,7 +54,10 @@ async fn runner_registration(State(shared): SimState, headers: HeaderMap, body: 
                 w.violation(
                     endpoint::RUNNER_REGISTRATION,
                     None,
-                    format!("runner-registration needs `RemoteAuth <token>`, got scheme {}", other.scheme()),
+                    format!(
+                        "runner-registration needs `RemoteAuth <token>`, got scheme {}",
+                        other.scheme()
+                    ),
                 );
                 return rest_error(StatusCode::UNAUTHORIZED, "Bad credentials");
             }
@@ -58,11 +70,16 @@ async fn runner_registration(State(shared): SimState, headers: HeaderMap, body: 
             return rest_error(StatusCode::NOT_FOUND, "Not Found");
         };
         if !scope.eq_ignore_ascii_case(&token_scope) {
-            return rest_error(StatusCode::FORBIDDEN, "registration token is for another scope");
+            return rest_error(
+                StatusCode::FORBIDDEN,
+                "registration token is for another scope",
+            );
         }
         let audience = w.tenant_url();
         let lifetime = w.cfg.registration_jwt_lifetime;
-        let (jwt, _) = w.tokens.mint_jwt(Grant::Jwt { scope }, &audience, None, Utc::now(), lifetime);
+        let (jwt, _) =
+            w.tokens
+                .mint_jwt(Grant::Jwt { scope }, &audience, None, Utc::now(), lifetime);
         // E1: without a User-Agent GitHub answers a URL that cannot work (§2.1).
         let (url, v2) = if has_ua {
             (w.tenant_url(), w.cfg.use_v2_flow)
@@ -80,7 +97,11 @@ async fn runner_registration(State(shared): SimState, headers: HeaderMap, body: 
 }
 
 /// The scope a runner-admin credential is good for, or the 401 answer.
-pub(crate) fn admin_scope(w: &mut World, headers: &HeaderMap, endpoint: &str) -> Result<String, Response> {
+pub(crate) fn admin_scope(
+    w: &mut World,
+    headers: &HeaderMap,
+    endpoint: &str,
+) -> Result<String, Response> {
     let now = Utc::now();
     let mode = w.cfg.admin_auth;
     let cred = credential(headers);
@@ -91,7 +112,8 @@ pub(crate) fn admin_scope(w: &mut World, headers: &HeaderMap, endpoint: &str) ->
                 _ => None,
             }
         }
-        (Credential::Bearer(t), AdminAuth::Jwt | AdminAuth::Either) => match w.tokens.check(t, now) {
+        (Credential::Bearer(t), AdminAuth::Jwt | AdminAuth::Either) => match w.tokens.check(t, now)
+        {
             Ok(Grant::Jwt { scope }) => Some(scope.clone()),
             _ => None,
         },
@@ -99,7 +121,10 @@ pub(crate) fn admin_scope(w: &mut World, headers: &HeaderMap, endpoint: &str) ->
             w.violation(
                 endpoint,
                 None,
-                format!("runner-admin call with scheme {} (accepted: {mode:?})", cred.scheme()),
+                format!(
+                    "runner-admin call with scheme {} (accepted: {mode:?})",
+                    cred.scheme()
+                ),
             );
             None
         }
@@ -128,7 +153,11 @@ async fn repo_groups(
     groups(&shared, format!("{owner}/{repo}"), &headers).await
 }
 
-async fn org_groups(State(shared): SimState, Path(org): Path<String>, headers: HeaderMap) -> Response {
+async fn org_groups(
+    State(shared): SimState,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     groups(&shared, org, &headers).await
 }
 
@@ -148,17 +177,27 @@ async fn register(State(shared): SimState, headers: HeaderMap, body: Bytes) -> R
         return r;
     }
     let body = json_body(&body);
-    let text = |k: &str| field(&body, k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let text = |k: &str| {
+        field(&body, k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     shared.update(|w| {
         let scope = match admin_scope(w, &headers, endpoint::ADMIN_REGISTER) {
             Ok(s) => s,
             Err(r) => return r,
         };
-        if w.scope_of_url(&text("url")).is_none_or(|s| !s.eq_ignore_ascii_case(&scope)) {
+        if w.scope_of_url(&text("url"))
+            .is_none_or(|s| !s.eq_ignore_ascii_case(&scope))
+        {
             return rest_error(StatusCode::FORBIDDEN, "credential is for another scope");
         }
         let Some(key) = RunnerKey::from_xml(&text("public_key")) else {
-            return rest_error(StatusCode::UNPROCESSABLE_ENTITY, "public_key must be an RSAKeyValue XML string");
+            return rest_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "public_key must be an RSAKeyValue XML string",
+            );
         };
         let labels: Vec<String> = field(&body, "labels")
             .and_then(|l| l.as_array())
@@ -173,7 +212,9 @@ async fn register(State(shared): SimState, headers: HeaderMap, body: Bytes) -> R
         if name.is_empty() {
             return rest_error(StatusCode::UNPROCESSABLE_ENTITY, "name is required");
         }
-        let replace = field(&body, "replace").and_then(|v| v.as_bool()).unwrap_or(false);
+        let replace = field(&body, "replace")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         if replace && let Some(old) = w.agent_by_name(&name).map(|a| a.id) {
             w.delete_agent(old);
         }
@@ -181,7 +222,9 @@ async fn register(State(shared): SimState, headers: HeaderMap, body: Bytes) -> R
             scope,
             name,
             labels,
-            ephemeral: field(&body, "ephemeral").and_then(|v| v.as_bool()).unwrap_or(false),
+            ephemeral: field(&body, "ephemeral")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
             key,
             version: text("version"),
             os_description: String::new(),
@@ -189,7 +232,12 @@ async fn register(State(shared): SimState, headers: HeaderMap, body: Bytes) -> R
         });
         let agent = match added {
             Ok(a) => a,
-            Err(_) => return rest_error(StatusCode::CONFLICT, "A runner with this name already exists"),
+            Err(_) => {
+                return rest_error(
+                    StatusCode::CONFLICT,
+                    "A runner with this name already exists",
+                );
+            }
         };
         axum::Json(json!({
             "id": agent.id,

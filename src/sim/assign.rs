@@ -93,9 +93,15 @@ mod tests {
 
     #[test]
     fn labels_cover_ignores_case_and_needs_every_label() {
-        assert!(labels_cover(&labels(&["Linux", "GPU"]), &labels(&["linux"])));
+        assert!(labels_cover(
+            &labels(&["Linux", "GPU"]),
+            &labels(&["linux"])
+        ));
         assert!(labels_cover(&labels(&["linux"]), &labels(&[])));
-        assert!(!labels_cover(&labels(&["linux"]), &labels(&["linux", "gpu"])));
+        assert!(!labels_cover(
+            &labels(&["linux"]),
+            &labels(&["linux", "gpu"])
+        ));
     }
 
     #[test]
@@ -113,11 +119,26 @@ mod tests {
         let mid = labels(&["linux", "gpu"]);
         let cs = [cand(1, &mid, 1), cand(2, &big, 2), cand(3, &small, 3)];
         let job = labels(&["LINUX"]);
-        assert_eq!(pick_runner("o/r", &job, &cs, Assignment::First, |_| 0), Some(1));
-        assert_eq!(pick_runner("o/r", &job, &cs, Assignment::Newest, |_| 0), Some(3));
-        assert_eq!(pick_runner("o/r", &job, &cs, Assignment::MostLabels, |_| 0), Some(2));
-        assert_eq!(pick_runner("o/r", &job, &cs, Assignment::Random, |_| 2), Some(3));
-        assert_eq!(pick_runner("o/r", &job, &cs, Assignment::Random, |_| 99), Some(3));
+        assert_eq!(
+            pick_runner("o/r", &job, &cs, Assignment::First, |_| 0),
+            Some(1)
+        );
+        assert_eq!(
+            pick_runner("o/r", &job, &cs, Assignment::Newest, |_| 0),
+            Some(3)
+        );
+        assert_eq!(
+            pick_runner("o/r", &job, &cs, Assignment::MostLabels, |_| 0),
+            Some(2)
+        );
+        assert_eq!(
+            pick_runner("o/r", &job, &cs, Assignment::Random, |_| 2),
+            Some(3)
+        );
+        assert_eq!(
+            pick_runner("o/r", &job, &cs, Assignment::Random, |_| 99),
+            Some(3)
+        );
     }
 
     #[test]
@@ -126,7 +147,10 @@ mod tests {
         let b = labels(&["linux", "y"]);
         let cs = [cand(7, &b, 5), cand(4, &a, 2)];
         let job = labels(&["linux"]);
-        assert_eq!(pick_runner("o/r", &job, &cs, Assignment::MostLabels, |_| 0), Some(4));
+        assert_eq!(
+            pick_runner("o/r", &job, &cs, Assignment::MostLabels, |_| 0),
+            Some(4)
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! only. Errors carry the broker `errorKind` / run-service shapes of §2.3.
 
 use super::caller::{Caller, Want, require, runner_name};
-use super::http::{Family, SimState, begin, broker_error, field, json_body, query_param, run_error};
+use super::http::{
+    Family, SimState, begin, broker_error, field, json_body, query_param, run_error,
+};
 use super::model::{CompletionPath, endpoint};
 use super::server::Shared;
 use super::sessions::{open_session, runner_of};
@@ -25,7 +27,10 @@ type Q = Query<HashMap<String, String>>;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/_services/broker/session", post(create_session).delete(delete_session))
+        .route(
+            "/_services/broker/session",
+            post(create_session).delete(delete_session),
+        )
         .route("/_services/broker/message", axum::routing::get(get_message))
         .route("/_services/broker/acknowledge", post(acknowledge))
         .route("/_services/run/acquirejob", post(acquire_job))
@@ -45,8 +50,14 @@ async fn create_session(State(shared): SimState, headers: HeaderMap, body: Bytes
         };
         match open_session(w, agent, &body, true) {
             Ok(v) => axum::Json(v).into_response(),
-            Err(SessionError::Conflict) => broker_error(StatusCode::CONFLICT, "SessionConflict", "A session for this runner already exists."),
-            Err(SessionError::AgentNotFound) => broker_error(StatusCode::NOT_FOUND, "RunnerNotFound", "runner not found"),
+            Err(SessionError::Conflict) => broker_error(
+                StatusCode::CONFLICT,
+                "SessionConflict",
+                "A session for this runner already exists.",
+            ),
+            Err(SessionError::AgentNotFound) => {
+                broker_error(StatusCode::NOT_FOUND, "RunnerNotFound", "runner not found")
+            }
         }
     })
 }
@@ -68,7 +79,11 @@ async fn delete_session(State(shared): SimState, headers: HeaderMap) -> Response
 }
 
 fn session_invalid() -> Response {
-    broker_error(StatusCode::NOT_FOUND, "RunnerSessionInvalid", "The session is not valid.")
+    broker_error(
+        StatusCode::NOT_FOUND,
+        "RunnerSessionInvalid",
+        "The session is not valid.",
+    )
 }
 
 async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -> Response {
@@ -79,7 +94,10 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
     let (agent, hold) = match shared.update(|w| {
         let agent = runner_of(w, &headers, endpoint::BROKER_MESSAGE, Family::Broker)?;
         // A v1 session is valid here too: that is how a `BrokerMigration` is followed (§4.6).
-        if w.sessions.get(&session_id).is_none_or(|s| s.agent_id != agent) {
+        if w.sessions
+            .get(&session_id)
+            .is_none_or(|s| s.agent_id != agent)
+        {
             return Err(session_invalid());
         }
         Ok((agent, w.cfg.long_poll_hold))
@@ -90,7 +108,11 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
     let polled = shared
         .wait_for(hold, |w| {
             if !w.agents.contains_key(&agent) {
-                return Some(Err(broker_error(StatusCode::NOT_FOUND, "RunnerNotFound", "runner not found")));
+                return Some(Err(broker_error(
+                    StatusCode::NOT_FOUND,
+                    "RunnerNotFound",
+                    "runner not found",
+                )));
             }
             if !w.sessions.contains_key(&session_id) {
                 return Some(Err(session_invalid()));
@@ -122,19 +144,35 @@ async fn acknowledge(State(shared): SimState, headers: HeaderMap, body: Bytes) -
         return r;
     }
     let body = json_body(&body);
-    let request = field(&body, "runnerRequestId").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let request = field(&body, "runnerRequestId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     shared.update(|w| {
         let agent = match runner_of(w, &headers, endpoint::BROKER_ACKNOWLEDGE, Family::Broker) {
             Ok(a) => a,
             Err(r) => return r,
         };
-        let not_found = || broker_error(StatusCode::NOT_FOUND, "AcknowledgeJobNotFound", "The job to acknowledge was not found.");
+        let not_found = || {
+            broker_error(
+                StatusCode::NOT_FOUND,
+                "AcknowledgeJobNotFound",
+                "The job to acknowledge was not found.",
+            )
+        };
         let Some(job) = job_by_request(w, &request) else {
             return not_found();
         };
         let name = runner_name(w, agent);
-        if w.agents.get(&agent).is_some_and(|a| a.acknowledged.contains(&request)) {
-            w.violation(endpoint::BROKER_ACKNOWLEDGE, name, format!("message for runner request {request} acknowledged twice"));
+        if w.agents
+            .get(&agent)
+            .is_some_and(|a| a.acknowledged.contains(&request))
+        {
+            w.violation(
+                endpoint::BROKER_ACKNOWLEDGE,
+                name,
+                format!("message for runner request {request} acknowledged twice"),
+            );
             return StatusCode::OK.into_response();
         }
         if w.take(job, agent, endpoint::BROKER_ACKNOWLEDGE).is_err() {
@@ -152,9 +190,18 @@ async fn acquire_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -
         return r;
     }
     let body = json_body(&body);
-    let request = field(&body, "jobMessageId").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let request = field(&body, "jobMessageId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     shared.update(|w| {
-        let agent = match require(w, &headers, Want::Runner, endpoint::ACQUIRE_JOB, Family::Run) {
+        let agent = match require(
+            w,
+            &headers,
+            Want::Runner,
+            endpoint::ACQUIRE_JOB,
+            Family::Run,
+        ) {
             Ok(Caller::Runner(a)) if w.agents.contains_key(&a) => a,
             Ok(_) => return run_error(StatusCode::NOT_FOUND, "runner not found"),
             Err(r) => return r,
@@ -164,15 +211,24 @@ async fn acquire_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -
             return run_error(StatusCode::NOT_FOUND, "job not found");
         };
         if w.agents.get(&agent).is_some_and(|a| a.taken.contains(&job))
-            && w.jobs.get(&job).is_some_and(|j| j.snapshot.runner_id.is_some())
+            && w.jobs
+                .get(&job)
+                .is_some_and(|j| j.snapshot.runner_id.is_some())
         {
             return run_error(StatusCode::CONFLICT, "job already acquired");
         }
         match w.take(job, agent, endpoint::ACQUIRE_JOB) {
             Ok(()) => {}
             Err(TakeError::NotYours) => {
-                w.violation(endpoint::ACQUIRE_JOB, name, format!("acquired runner request {request} that was not offered to it"));
-                return run_error(StatusCode::UNPROCESSABLE_ENTITY, "job assignment is invalid");
+                w.violation(
+                    endpoint::ACQUIRE_JOB,
+                    name,
+                    format!("acquired runner request {request} that was not offered to it"),
+                );
+                return run_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "job assignment is invalid",
+                );
             }
             Err(_) => return run_error(StatusCode::NOT_FOUND, "job not found"),
         }
@@ -188,14 +244,27 @@ async fn acquire_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -
 }
 
 /// The job the job token is for, checked against `planId`/`jobId` of the body.
-fn job_of(w: &mut super::world::World, headers: &HeaderMap, body: &serde_json::Value, ep: &str) -> Result<u64, Response> {
+fn job_of(
+    w: &mut super::world::World,
+    headers: &HeaderMap,
+    body: &serde_json::Value,
+    ep: &str,
+) -> Result<u64, Response> {
     let Caller::Job(job) = require(w, headers, Want::Job, ep, Family::Run)? else {
-        return Err(run_error(StatusCode::UNAUTHORIZED, "not authorized for this job"));
+        return Err(run_error(
+            StatusCode::UNAUTHORIZED,
+            "not authorized for this job",
+        ));
     };
-    let plan = field(body, "planId").and_then(|v| v.as_str()).unwrap_or_default();
-    let job_id = field(body, "jobId").and_then(|v| v.as_str()).unwrap_or_default();
+    let plan = field(body, "planId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let job_id = field(body, "jobId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
     let ok = w.jobs.get(&job).is_some_and(|j| {
-        j.plan_id.eq_ignore_ascii_case(plan) && j.snapshot.orchestration_id.eq_ignore_ascii_case(job_id)
+        j.plan_id.eq_ignore_ascii_case(plan)
+            && j.snapshot.orchestration_id.eq_ignore_ascii_case(job_id)
     });
     if !ok {
         w.violation(ep, None, "planId/jobId do not match the job token");
@@ -231,10 +300,20 @@ async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) 
             Ok(j) => j,
             Err(r) => return r,
         };
-        let conclusion = field(&body, "conclusion").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let conclusion = field(&body, "conclusion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         if conclusion.chars().any(|c| c.is_ascii_uppercase()) {
-            w.violation(endpoint::COMPLETE_JOB, None, format!("completejob conclusion {conclusion:?} is not lower-case"));
-            return run_error(StatusCode::BAD_REQUEST, "invalid conclusion: enums must be lower-case");
+            w.violation(
+                endpoint::COMPLETE_JOB,
+                None,
+                format!("completejob conclusion {conclusion:?} is not lower-case"),
+            );
+            return run_error(
+                StatusCode::BAD_REQUEST,
+                "invalid conclusion: enums must be lower-case",
+            );
         }
         if conclusion_for(&conclusion).is_none() {
             return run_error(StatusCode::BAD_REQUEST, "invalid conclusion");
@@ -243,7 +322,11 @@ async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) 
         match w.complete(job, &conclusion, CompletionPath::CompleteJob, outputs) {
             Ok(()) => StatusCode::OK.into_response(),
             Err(_) => {
-                w.violation(endpoint::COMPLETE_JOB, None, "completejob for a job that already ended");
+                w.violation(
+                    endpoint::COMPLETE_JOB,
+                    None,
+                    "completejob for a job that already ended",
+                );
                 run_error(StatusCode::NOT_FOUND, "job not found")
             }
         }

@@ -70,7 +70,11 @@ pub(crate) fn require(
             w.violation(
                 endpoint,
                 None,
-                format!("wrong auth scheme {} (expected Bearer {})", other.scheme(), want_name(want)),
+                format!(
+                    "wrong auth scheme {} (expected Bearer {})",
+                    other.scheme(),
+                    want_name(want)
+                ),
             );
             return Err(unauthorized(family, "unsupported authorization scheme"));
         }
@@ -96,7 +100,11 @@ pub(crate) fn require(
             w.violation(
                 endpoint,
                 runner,
-                format!("{} used where {} belongs", describe(&grant), want_name(want)),
+                format!(
+                    "{} used where {} belongs",
+                    describe(&grant),
+                    want_name(want)
+                ),
             );
             let message = if want == Want::Job {
                 "not authorized for this job"

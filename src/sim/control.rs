@@ -67,7 +67,12 @@ async fn delete_runner(State(s): SimState, Path(name): Path<String>) -> Response
         let id = w.agent_by_name(&name).map(|a| a.id);
         id.is_some_and(|id| w.delete_agent(id))
     });
-    if deleted { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }.into_response()
+    if deleted {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+    .into_response()
 }
 
 async fn cancel(State(s): SimState, Path(id): Path<u64>) -> Response {

@@ -97,7 +97,9 @@ pub(crate) fn verify_client_assertion(
         _ => false,
     };
     if !alg_ok {
-        return Err(reject("client assertion signature algorithm is not accepted"));
+        return Err(reject(
+            "client assertion signature algorithm is not accepted",
+        ));
     }
     let decoding = DecodingKey::from_rsa_components(
         &URL_SAFE_NO_PAD.encode(&key.modulus),
@@ -123,7 +125,9 @@ pub(crate) fn verify_client_assertion(
         return Err(reject("client assertion lifetime exceeds 5 minutes"));
     }
     if data.claims.nbf.is_some_and(|nbf| nbf > now_s + 5) {
-        return Err(reject(&format!("client assertion not yet valid. {server_time}")));
+        return Err(reject(&format!(
+            "client assertion not yet valid. {server_time}"
+        )));
     }
     Ok(())
 }
@@ -214,7 +218,8 @@ mod tests {
     #[test]
     fn xml_public_key_parses() {
         let m = STANDARD.encode([7u8; 256]);
-        let xml = format!("<RSAKeyValue><Modulus>{m}</Modulus><Exponent>AQAB</Exponent></RSAKeyValue>");
+        let xml =
+            format!("<RSAKeyValue><Modulus>{m}</Modulus><Exponent>AQAB</Exponent></RSAKeyValue>");
         let k = RunnerKey::from_xml(&xml).unwrap();
         assert_eq!(k.exponent, vec![1, 0, 1]);
         assert_eq!(k.modulus.len(), 256);

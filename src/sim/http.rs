@@ -183,7 +183,11 @@ pub(crate) fn has_user_agent(headers: &HeaderMap) -> bool {
 
 /// The preamble of every request: count it, record a missing User-Agent, apply any injected
 /// fault. `Err` is the answer to send instead of handling the request.
-pub(crate) async fn begin(shared: &Shared, endpoint: &str, headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) async fn begin(
+    shared: &Shared,
+    endpoint: &str,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
     let ua = has_user_agent(headers);
     let (fault, hold) = shared.update(|w| {
         w.count(endpoint);
@@ -204,7 +208,12 @@ pub(crate) async fn begin(shared: &Shared, endpoint: &str, headers: &HeaderMap) 
                 _ = tokio::time::sleep(hold) => {}
                 _ = shared.shutdown.cancelled() => {}
             }
-            Err(family_error(family, 504, default_kind(family, 504), "gateway timeout (injected)"))
+            Err(family_error(
+                family,
+                504,
+                default_kind(family, 504),
+                "gateway timeout (injected)",
+            ))
         }
         Some(Fault::Status(code)) => Err(family_error(
             family,
@@ -212,9 +221,12 @@ pub(crate) async fn begin(shared: &Shared, endpoint: &str, headers: &HeaderMap) 
             default_kind(family, code),
             &format!("injected fault: status {code}"),
         )),
-        Some(Fault::Error { status, kind }) => {
-            Err(family_error(family, status, &kind, &format!("injected fault: {kind}")))
-        }
+        Some(Fault::Error { status, kind }) => Err(family_error(
+            family,
+            status,
+            &kind,
+            &format!("injected fault: {kind}"),
+        )),
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = family_error(
                 family,

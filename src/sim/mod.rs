@@ -35,8 +35,7 @@ pub mod worker;
 mod world;
 
 pub use config::{
-    AdminAuth, AssertionAlgorithms, Assignment, BrokerMode, SimConfig, WebhookFaults,
-    WebhookTarget,
+    AdminAuth, AssertionAlgorithms, Assignment, BrokerMode, SimConfig, WebhookFaults, WebhookTarget,
 };
 pub use crypto::sign_webhook;
 pub use model::{

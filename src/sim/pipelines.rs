@@ -10,7 +10,7 @@ use super::crypto::RunnerKey;
 use super::http::{Family, SimState, begin, field, json_body, query_param, vss_error};
 use super::model::endpoint;
 use super::server::Shared;
-use super::world::{Agent, AddError, NewAgent, World};
+use super::world::{AddError, Agent, NewAgent, World};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -26,25 +26,71 @@ pub(crate) const PREFIX: &str = "/_services/pipelines";
 
 /// (location GUID, resource, route template) of every service definition, spec §3.4.1.
 pub(crate) const LOCATIONS: &[(&str, &str, &str)] = &[
-    ("a8c47e17-4d56-4a56-92bb-de7ea7dc65be", "pools", "/_apis/{area}/{resource}/{poolId}"),
-    ("e298ef32-5878-4cab-993c-043836571f42", "agents", "/_apis/{area}/pools/{poolId}/{resource}/{agentId}"),
-    ("134e239e-2df3-4794-a6f6-24f1f19ec8dc", "sessions", "/_apis/{area}/pools/{poolId}/{resource}/{sessionId}"),
-    ("c3a054f6-7a8a-49c0-944e-3a8e5d7adfd7", "messages", "/_apis/{area}/pools/{poolId}/{resource}/{messageId}"),
-    ("fc825784-c92a-4299-9221-998a02d1b54f", "jobrequests", "/_apis/{area}/pools/{poolId}/{resource}/{requestId}"),
-    ("25adab70-1379-4186-be8e-b643061ebe3a", "runnerjobrequests", "/_apis/{area}/{resource}/{messageId}"),
-    ("8893bc5b-35b2-4be7-83cb-99e683551db4", "records", "/{scopeIdentifier}/_apis/{area}/hubs/{hubName}/plans/{planId}/timelines/{timelineId}/{resource}"),
-    ("46f5667d-263a-4684-91b1-dff7fdcf64e2", "logs", "/{scopeIdentifier}/_apis/{area}/hubs/{hubName}/plans/{planId}/{resource}/{logId}"),
-    ("858983e4-19bd-4c5e-864c-507b59b58b12", "feed", "/{scopeIdentifier}/_apis/{area}/hubs/{hubName}/plans/{planId}/timelines/{timelineId}/records/{recordId}/{resource}"),
-    ("557624af-b29e-4c20-8ab0-0399d2204f3f", "events", "/{scopeIdentifier}/_apis/{area}/hubs/{hubName}/plans/{planId}/{resource}"),
+    (
+        "a8c47e17-4d56-4a56-92bb-de7ea7dc65be",
+        "pools",
+        "/_apis/{area}/{resource}/{poolId}",
+    ),
+    (
+        "e298ef32-5878-4cab-993c-043836571f42",
+        "agents",
+        "/_apis/{area}/pools/{poolId}/{resource}/{agentId}",
+    ),
+    (
+        "134e239e-2df3-4794-a6f6-24f1f19ec8dc",
+        "sessions",
+        "/_apis/{area}/pools/{poolId}/{resource}/{sessionId}",
+    ),
+    (
+        "c3a054f6-7a8a-49c0-944e-3a8e5d7adfd7",
+        "messages",
+        "/_apis/{area}/pools/{poolId}/{resource}/{messageId}",
+    ),
+    (
+        "fc825784-c92a-4299-9221-998a02d1b54f",
+        "jobrequests",
+        "/_apis/{area}/pools/{poolId}/{resource}/{requestId}",
+    ),
+    (
+        "25adab70-1379-4186-be8e-b643061ebe3a",
+        "runnerjobrequests",
+        "/_apis/{area}/{resource}/{messageId}",
+    ),
+    (
+        "8893bc5b-35b2-4be7-83cb-99e683551db4",
+        "records",
+        "/{scopeIdentifier}/_apis/{area}/hubs/{hubName}/plans/{planId}/timelines/{timelineId}/{resource}",
+    ),
+    (
+        "46f5667d-263a-4684-91b1-dff7fdcf64e2",
+        "logs",
+        "/{scopeIdentifier}/_apis/{area}/hubs/{hubName}/plans/{planId}/{resource}/{logId}",
+    ),
+    (
+        "858983e4-19bd-4c5e-864c-507b59b58b12",
+        "feed",
+        "/{scopeIdentifier}/_apis/{area}/hubs/{hubName}/plans/{planId}/timelines/{timelineId}/records/{recordId}/{resource}",
+    ),
+    (
+        "557624af-b29e-4c20-8ab0-0399d2204f3f",
+        "events",
+        "/{scopeIdentifier}/_apis/{area}/hubs/{hubName}/plans/{planId}/{resource}",
+    ),
 ];
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     let dt = format!("{PREFIX}/_apis/distributedtask");
     Router::new()
-        .route(&format!("{PREFIX}/_apis/connectionData"), get(connection_data))
+        .route(
+            &format!("{PREFIX}/_apis/connectionData"),
+            get(connection_data),
+        )
         .route(&format!("{dt}/pools"), get(pools))
         .route(&format!("{dt}/pools/{{pool}}"), get(pool))
-        .route(&format!("{dt}/pools/{{pool}}/agents"), get(list_agents).post(add_agent))
+        .route(
+            &format!("{dt}/pools/{{pool}}/agents"),
+            get(list_agents).post(add_agent),
+        )
         .route(
             &format!("{dt}/pools/{{pool}}/agents/{{agent}}"),
             get(get_agent).put(replace_agent).delete(delete_agent),
@@ -103,7 +149,11 @@ fn pool_json() -> Value {
 fn jwt_scope(w: &mut World, headers: &HeaderMap, ep: &str) -> Result<String, Response> {
     match require(w, headers, Want::Jwt, ep, Family::Vss)? {
         Caller::Jwt(scope) => Ok(scope),
-        _ => Err(vss_error(StatusCode::UNAUTHORIZED, "VssUnauthorizedException", "unauthorized")),
+        _ => Err(vss_error(
+            StatusCode::UNAUTHORIZED,
+            "VssUnauthorizedException",
+            "unauthorized",
+        )),
     }
 }
 
@@ -131,22 +181,39 @@ async fn pool(State(shared): SimState, Path(pool): Path<u64>, headers: HeaderMap
 }
 
 fn pool_not_found() -> Response {
-    vss_error(StatusCode::NOT_FOUND, "TaskAgentPoolNotFoundException", "Agent pool not found.")
+    vss_error(
+        StatusCode::NOT_FOUND,
+        "TaskAgentPoolNotFoundException",
+        "Agent pool not found.",
+    )
 }
 
 pub(crate) fn agent_not_found() -> Response {
-    vss_error(StatusCode::NOT_FOUND, "TaskAgentNotFoundException", "Agent not found.")
+    vss_error(
+        StatusCode::NOT_FOUND,
+        "TaskAgentNotFoundException",
+        "Agent not found.",
+    )
 }
 
 /// The TaskAgent answer, with authorization and the configured properties.
 pub(crate) fn agent_json(w: &World, a: &Agent) -> Value {
     let mut properties = serde_json::Map::new();
     if w.cfg.broker == super::config::BrokerMode::AgentProperties {
-        properties.insert("ServerUrlV2".into(), json!({ "$type": "System.String", "$value": w.broker_url() }));
-        properties.insert("UseV2Flow".into(), json!({ "$type": "System.Boolean", "$value": true }));
+        properties.insert(
+            "ServerUrlV2".into(),
+            json!({ "$type": "System.String", "$value": w.broker_url() }),
+        );
+        properties.insert(
+            "UseV2Flow".into(),
+            json!({ "$type": "System.Boolean", "$value": true }),
+        );
     }
     if let Some(fips) = w.cfg.require_fips {
-        properties.insert("RequireFipsCryptography".into(), json!({ "$type": "System.Boolean", "$value": fips }));
+        properties.insert(
+            "RequireFipsCryptography".into(),
+            json!({ "$type": "System.Boolean", "$value": fips }),
+        );
     }
     let snap = w.runner_snapshot(a);
     json!({
@@ -173,7 +240,12 @@ pub(crate) fn agent_json(w: &World, a: &Agent) -> Value {
 
 fn parse_new_agent(body: &Value, scope: String) -> Result<NewAgent, Response> {
     let bad = |m: &str| vss_error(StatusCode::BAD_REQUEST, "ArgumentException", m);
-    let text = |k: &str| field(body, k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let text = |k: &str| {
+        field(body, k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let name = text("name");
     if name.is_empty() {
         return Err(bad("The agent name is required."));
@@ -186,7 +258,9 @@ fn parse_new_agent(body: &Value, scope: String) -> Result<NewAgent, Response> {
                 field(k, "exponent")?.as_str()?,
             )
         })
-        .ok_or_else(|| bad("authorization.publicKey with base64 modulus and exponent is required."))?;
+        .ok_or_else(|| {
+            bad("authorization.publicKey with base64 modulus and exponent is required.")
+        })?;
     let labels = field(body, "labels")
         .and_then(|l| l.as_array())
         .map(|a| {
@@ -200,7 +274,9 @@ fn parse_new_agent(body: &Value, scope: String) -> Result<NewAgent, Response> {
         scope,
         name,
         labels,
-        ephemeral: field(body, "ephemeral").and_then(|v| v.as_bool()).unwrap_or(false),
+        ephemeral: field(body, "ephemeral")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
         key,
         version: text("version"),
         os_description: text("osDescription"),
@@ -208,7 +284,12 @@ fn parse_new_agent(body: &Value, scope: String) -> Result<NewAgent, Response> {
     })
 }
 
-async fn add_agent(State(shared): SimState, Path(pool): Path<u64>, headers: HeaderMap, body: Bytes) -> Response {
+async fn add_agent(
+    State(shared): SimState,
+    Path(pool): Path<u64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::AGENTS_ADD, &headers).await {
         return r;
     }
@@ -265,7 +346,11 @@ async fn list_agents(
     })
 }
 
-async fn get_agent(State(shared): SimState, Path((_pool, agent)): Path<(u64, u64)>, headers: HeaderMap) -> Response {
+async fn get_agent(
+    State(shared): SimState,
+    Path((_pool, agent)): Path<(u64, u64)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::AGENTS_LIST, &headers).await {
         return r;
     }
@@ -274,7 +359,11 @@ async fn get_agent(State(shared): SimState, Path((_pool, agent)): Path<(u64, u64
             Ok(s) => s,
             Err(r) => return r,
         };
-        match w.agents.get(&agent).filter(|a| a.scope.eq_ignore_ascii_case(&scope)) {
+        match w
+            .agents
+            .get(&agent)
+            .filter(|a| a.scope.eq_ignore_ascii_case(&scope))
+        {
             Some(a) => axum::Json(agent_json(w, a)).into_response(),
             None => agent_not_found(),
         }
@@ -296,7 +385,10 @@ async fn replace_agent(
             Ok(s) => s,
             Err(r) => return r,
         };
-        if w.agents.get(&agent).is_none_or(|a| !a.scope.eq_ignore_ascii_case(&scope)) {
+        if w.agents
+            .get(&agent)
+            .is_none_or(|a| !a.scope.eq_ignore_ascii_case(&scope))
+        {
             return agent_not_found();
         }
         let new = match parse_new_agent(&body, scope) {
@@ -306,12 +398,20 @@ async fn replace_agent(
         w.delete_agent(agent);
         match w.add_agent(new) {
             Ok(a) => axum::Json(agent_json(w, &a)).into_response(),
-            Err(_) => vss_error(StatusCode::CONFLICT, "TaskAgentExistsException", "An agent with this name already exists."),
+            Err(_) => vss_error(
+                StatusCode::CONFLICT,
+                "TaskAgentExistsException",
+                "An agent with this name already exists.",
+            ),
         }
     })
 }
 
-async fn delete_agent(State(shared): SimState, Path((_pool, agent)): Path<(u64, u64)>, headers: HeaderMap) -> Response {
+async fn delete_agent(
+    State(shared): SimState,
+    Path((_pool, agent)): Path<(u64, u64)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::AGENTS_DELETE, &headers).await {
         return r;
     }
@@ -320,7 +420,10 @@ async fn delete_agent(State(shared): SimState, Path((_pool, agent)): Path<(u64, 
             Ok(s) => s,
             Err(r) => return r,
         };
-        if w.agents.get(&agent).is_none_or(|a| !a.scope.eq_ignore_ascii_case(&scope)) {
+        if w.agents
+            .get(&agent)
+            .is_none_or(|a| !a.scope.eq_ignore_ascii_case(&scope))
+        {
             return agent_not_found();
         }
         w.delete_agent(agent);

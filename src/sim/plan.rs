@@ -19,11 +19,20 @@ use serde_json::json;
 use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    let plan = format!("{}/{{scope}}/_apis/distributedtask/hubs/{{hub}}/plans/{{plan}}", super::pipelines::PREFIX);
+    let plan = format!(
+        "{}/{{scope}}/_apis/distributedtask/hubs/{{hub}}/plans/{{plan}}",
+        super::pipelines::PREFIX
+    );
     Router::new()
         .route(&format!("{plan}/events"), post(plan_event))
-        .route(&format!("{plan}/timelines/{{timeline}}/records"), patch(timeline_records))
-        .route(&format!("{plan}/timelines/{{timeline}}/records/{{record}}/feed"), post(feed))
+        .route(
+            &format!("{plan}/timelines/{{timeline}}/records"),
+            patch(timeline_records),
+        )
+        .route(
+            &format!("{plan}/timelines/{{timeline}}/records/{{record}}/feed"),
+            post(feed),
+        )
         .route(&format!("{plan}/logs"), post(create_log))
         .route(&format!("{plan}/logs/{{log}}"), post(append_log))
 }
@@ -33,17 +42,37 @@ type PlanPath = Path<(String, String, String)>;
 /// The job the job token is for, checked against the plan in the path.
 fn job_for_plan(w: &mut World, headers: &HeaderMap, plan: &str, ep: &str) -> Result<u64, Response> {
     let Caller::Job(job) = require(w, headers, Want::Job, ep, Family::Vss)? else {
-        return Err(vss_error(StatusCode::UNAUTHORIZED, "VssUnauthorizedException", "unauthorized"));
+        return Err(vss_error(
+            StatusCode::UNAUTHORIZED,
+            "VssUnauthorizedException",
+            "unauthorized",
+        ));
     };
-    let matches = w.jobs.get(&job).is_some_and(|j| j.plan_id.eq_ignore_ascii_case(plan));
+    let matches = w
+        .jobs
+        .get(&job)
+        .is_some_and(|j| j.plan_id.eq_ignore_ascii_case(plan));
     if !matches {
-        w.violation(ep, None, format!("job token used for another plan ({plan})"));
-        return Err(vss_error(StatusCode::NOT_FOUND, "TaskOrchestrationPlanNotFoundException", "plan not found"));
+        w.violation(
+            ep,
+            None,
+            format!("job token used for another plan ({plan})"),
+        );
+        return Err(vss_error(
+            StatusCode::NOT_FOUND,
+            "TaskOrchestrationPlanNotFoundException",
+            "plan not found",
+        ));
     }
     Ok(job)
 }
 
-async fn plan_event(State(shared): SimState, Path((_scope, _hub, plan)): PlanPath, headers: HeaderMap, body: Bytes) -> Response {
+async fn plan_event(
+    State(shared): SimState,
+    Path((_scope, _hub, plan)): PlanPath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::PLAN_EVENTS, &headers).await {
         return r;
     }
@@ -53,34 +82,74 @@ async fn plan_event(State(shared): SimState, Path((_scope, _hub, plan)): PlanPat
             Ok(j) => j,
             Err(r) => return r,
         };
-        let name = field(&body, "name").and_then(|v| v.as_str()).unwrap_or_default();
+        let name = field(&body, "name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         if !name.eq_ignore_ascii_case("JobCompleted") {
             // Other events (e.g. JobAssigned, JobStarted) are accepted and ignored.
             return StatusCode::OK.into_response();
         }
-        let job_id = field(&body, "jobId").and_then(|v| v.as_str()).unwrap_or_default();
-        let orchestration = w.jobs.get(&job).map(|j| j.snapshot.orchestration_id.clone()).unwrap_or_default();
+        let job_id = field(&body, "jobId")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let orchestration = w
+            .jobs
+            .get(&job)
+            .map(|j| j.snapshot.orchestration_id.clone())
+            .unwrap_or_default();
         if !job_id.eq_ignore_ascii_case(&orchestration) {
-            w.violation(endpoint::PLAN_EVENTS, None, format!("JobCompleted for job {job_id} with another job's token"));
-            return vss_error(StatusCode::BAD_REQUEST, "ArgumentException", "jobId does not match the job token");
+            w.violation(
+                endpoint::PLAN_EVENTS,
+                None,
+                format!("JobCompleted for job {job_id} with another job's token"),
+            );
+            return vss_error(
+                StatusCode::BAD_REQUEST,
+                "ArgumentException",
+                "jobId does not match the job token",
+            );
         }
-        let result = field(&body, "result").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let result = field(&body, "result")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         if conclusion_for(&result).is_none() {
-            w.violation(endpoint::PLAN_EVENTS, None, format!("JobCompleted with unknown result {result:?}"));
-            return vss_error(StatusCode::BAD_REQUEST, "ArgumentException", "unknown result");
+            w.violation(
+                endpoint::PLAN_EVENTS,
+                None,
+                format!("JobCompleted with unknown result {result:?}"),
+            );
+            return vss_error(
+                StatusCode::BAD_REQUEST,
+                "ArgumentException",
+                "unknown result",
+            );
         }
         let outputs = field(&body, "outputs").cloned();
         match w.complete(job, &result, CompletionPath::PlanEvent, outputs) {
             Ok(()) => StatusCode::OK.into_response(),
             Err(_) => {
-                w.violation(endpoint::PLAN_EVENTS, None, "JobCompleted for a job that already ended");
-                vss_error(StatusCode::NOT_FOUND, "TaskAgentJobNotFoundException", "The job has already completed.")
+                w.violation(
+                    endpoint::PLAN_EVENTS,
+                    None,
+                    "JobCompleted for a job that already ended",
+                );
+                vss_error(
+                    StatusCode::NOT_FOUND,
+                    "TaskAgentJobNotFoundException",
+                    "The job has already completed.",
+                )
             }
         }
     })
 }
 
-async fn timeline_records(State(shared): SimState, Path((_s, _h, plan, _t)): Path<(String, String, String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+async fn timeline_records(
+    State(shared): SimState,
+    Path((_s, _h, plan, _t)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::TIMELINE, &headers).await {
         return r;
     }
@@ -93,7 +162,11 @@ async fn timeline_records(State(shared): SimState, Path((_s, _h, plan, _t)): Pat
     axum::Json(json!({ "count": count, "value": records })).into_response()
 }
 
-async fn feed(State(shared): SimState, Path((_s, _h, plan, _t, _r)): Path<(String, String, String, String, String)>, headers: HeaderMap) -> Response {
+async fn feed(
+    State(shared): SimState,
+    Path((_s, _h, plan, _t, _r)): Path<(String, String, String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::LOGS, &headers).await {
         return r;
     }
@@ -103,7 +176,12 @@ async fn feed(State(shared): SimState, Path((_s, _h, plan, _t, _r)): Path<(Strin
     }
 }
 
-async fn create_log(State(shared): SimState, Path((_s, _h, plan)): PlanPath, headers: HeaderMap, body: Bytes) -> Response {
+async fn create_log(
+    State(shared): SimState,
+    Path((_s, _h, plan)): PlanPath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::LOGS, &headers).await {
         return r;
     }
@@ -120,7 +198,11 @@ async fn create_log(State(shared): SimState, Path((_s, _h, plan)): PlanPath, hea
     }
 }
 
-async fn append_log(State(shared): SimState, Path((_s, _h, plan, log)): Path<(String, String, String, u64)>, headers: HeaderMap) -> Response {
+async fn append_log(
+    State(shared): SimState,
+    Path((_s, _h, plan, log)): Path<(String, String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::LOGS, &headers).await {
         return r;
     }

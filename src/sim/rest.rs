@@ -26,25 +26,61 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     let repo = "/api/v3/repos/{owner}/{repo}/actions";
     let org = "/api/v3/orgs/{owner}/actions";
     Router::new()
-        .route(&format!("{repo}/runners/registration-token"), post(reg_token_repo))
-        .route(&format!("{org}/runners/registration-token"), post(reg_token_org))
-        .route(&format!("{repo}/runners/remove-token"), post(remove_token_repo))
-        .route(&format!("{org}/runners/remove-token"), post(remove_token_org))
+        .route(
+            &format!("{repo}/runners/registration-token"),
+            post(reg_token_repo),
+        )
+        .route(
+            &format!("{org}/runners/registration-token"),
+            post(reg_token_org),
+        )
+        .route(
+            &format!("{repo}/runners/remove-token"),
+            post(remove_token_repo),
+        )
+        .route(
+            &format!("{org}/runners/remove-token"),
+            post(remove_token_org),
+        )
         .route(&format!("{repo}/runners"), get(runners_repo))
         .route(&format!("{org}/runners"), get(runners_org))
-        .route(&format!("{repo}/runners/{{id}}"), delete(delete_runner_repo).get(runner_repo))
-        .route(&format!("{org}/runners/{{id}}"), delete(delete_runner_org).get(runner_org))
+        .route(
+            &format!("{repo}/runners/{{id}}"),
+            delete(delete_runner_repo).get(runner_repo),
+        )
+        .route(
+            &format!("{org}/runners/{{id}}"),
+            delete(delete_runner_org).get(runner_org),
+        )
         .route(&format!("{repo}/runs"), get(super::rest_runs::list_runs))
-        .route(&format!("{repo}/runs/{{run}}"), get(super::rest_runs::get_run))
-        .route(&format!("{repo}/runs/{{run}}/jobs"), get(super::rest_runs::run_jobs))
+        .route(
+            &format!("{repo}/runs/{{run}}"),
+            get(super::rest_runs::get_run),
+        )
+        .route(
+            &format!("{repo}/runs/{{run}}/jobs"),
+            get(super::rest_runs::run_jobs),
+        )
         .route(
             &format!("{repo}/runs/{{run}}/attempts/{{attempt}}/jobs"),
             get(super::rest_runs::attempt_jobs),
         )
-        .route(&format!("{repo}/jobs/{{job}}"), get(super::rest_runs::get_job))
-        .route(&format!("{repo}/runs/{{run}}/cancel"), post(super::rest_runs::cancel))
-        .route(&format!("{repo}/runs/{{run}}/force-cancel"), post(super::rest_runs::force_cancel))
-        .route(&format!("{repo}/jobs/{{job}}/rerun"), post(super::rest_runs::rerun))
+        .route(
+            &format!("{repo}/jobs/{{job}}"),
+            get(super::rest_runs::get_job),
+        )
+        .route(
+            &format!("{repo}/runs/{{run}}/cancel"),
+            post(super::rest_runs::cancel),
+        )
+        .route(
+            &format!("{repo}/runs/{{run}}/force-cancel"),
+            post(super::rest_runs::force_cancel),
+        )
+        .route(
+            &format!("{repo}/jobs/{{job}}/rerun"),
+            post(super::rest_runs::rerun),
+        )
         .route("/api/v3/rate_limit", get(rate_limit))
 }
 
@@ -90,12 +126,19 @@ pub(crate) fn authorize(
     {
         return match super::admin::admin_scope(&mut w, headers, endpoint) {
             Ok(s) if s.eq_ignore_ascii_case(scope) => Ok(RestAuth::RunnerAdmin),
-            Ok(_) => Err(rest_error(StatusCode::FORBIDDEN, "credential is for another scope")),
+            Ok(_) => Err(rest_error(
+                StatusCode::FORBIDDEN,
+                "credential is for another scope",
+            )),
             Err(r) => Err(r),
         };
     }
     if matches!(cred, Credential::RemoteAuth(_) | Credential::Other(_)) {
-        w.violation(endpoint, None, format!("REST call with scheme {}", cred.scheme()));
+        w.violation(
+            endpoint,
+            None,
+            format!("REST call with scheme {}", cred.scheme()),
+        );
     }
     Err(rest_error(StatusCode::UNAUTHORIZED, "Bad credentials"))
 }
@@ -103,7 +146,10 @@ pub(crate) fn authorize(
 pub(crate) fn rate_headers(w: &World, h: &mut HeaderMap) {
     let b = &w.budget;
     h.insert("x-ratelimit-limit", HeaderValue::from(b.limit));
-    h.insert("x-ratelimit-remaining", HeaderValue::from(b.limit.saturating_sub(b.used)));
+    h.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(b.limit.saturating_sub(b.used)),
+    );
     h.insert("x-ratelimit-used", HeaderValue::from(b.used));
     h.insert("x-ratelimit-reset", HeaderValue::from(b.reset.timestamp()));
     h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
@@ -111,9 +157,18 @@ pub(crate) fn rate_headers(w: &World, h: &mut HeaderMap) {
 
 /// The answer to an authorised call: spends budget (PAT) unless `If-None-Match` matches the
 /// body's ETag, which answers 304 for free.
-pub(crate) fn answer(shared: &Shared, req: &HeaderMap, auth: RestAuth, code: StatusCode, body: Option<Value>) -> Response {
+pub(crate) fn answer(
+    shared: &Shared,
+    req: &HeaderMap,
+    auth: RestAuth,
+    code: StatusCode,
+    body: Option<Value>,
+) -> Response {
     let text = body.as_ref().map(|b| b.to_string()).unwrap_or_default();
-    let etag = format!("W/\"{}\"", hex::encode(sha2::Sha256::digest(text.as_bytes())));
+    let etag = format!(
+        "W/\"{}\"",
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    );
     let matches = code == StatusCode::OK
         && req
             .get(axum::http::header::IF_NONE_MATCH)
@@ -155,7 +210,11 @@ pub(crate) fn labels_json(labels: &[String]) -> Value {
 }
 
 async fn mint(shared: &Shared, headers: &HeaderMap, scope: String, remove: bool) -> Response {
-    let ep = if remove { endpoint::REMOVE_TOKEN } else { endpoint::REGISTRATION_TOKEN };
+    let ep = if remove {
+        endpoint::REMOVE_TOKEN
+    } else {
+        endpoint::REGISTRATION_TOKEN
+    };
     if let Err(r) = begin(shared, ep, headers).await {
         return r;
     }
@@ -165,19 +224,28 @@ async fn mint(shared: &Shared, headers: &HeaderMap, scope: String, remove: bool)
     };
     let (token, expires) = shared.update(|w| {
         let lifetime = w.cfg.registration_token_lifetime;
-        w.tokens.mint_registration(&scope, remove, Utc::now(), lifetime)
+        w.tokens
+            .mint_registration(&scope, remove, Utc::now(), lifetime)
     });
     let body = json!({ "token": token, "expires_at": expires.to_rfc3339() });
     answer(shared, headers, auth, StatusCode::CREATED, Some(body))
 }
 
-async fn reg_token_repo(State(s): SimState, Path((o, r)): Path<(String, String)>, h: HeaderMap) -> Response {
+async fn reg_token_repo(
+    State(s): SimState,
+    Path((o, r)): Path<(String, String)>,
+    h: HeaderMap,
+) -> Response {
     mint(&s, &h, format!("{o}/{r}"), false).await
 }
 async fn reg_token_org(State(s): SimState, Path(o): Path<String>, h: HeaderMap) -> Response {
     mint(&s, &h, o, false).await
 }
-async fn remove_token_repo(State(s): SimState, Path((o, r)): Path<(String, String)>, h: HeaderMap) -> Response {
+async fn remove_token_repo(
+    State(s): SimState,
+    Path((o, r)): Path<(String, String)>,
+    h: HeaderMap,
+) -> Response {
     mint(&s, &h, format!("{o}/{r}"), true).await
 }
 async fn remove_token_org(State(s): SimState, Path(o): Path<String>, h: HeaderMap) -> Response {
@@ -200,7 +268,12 @@ fn runner_json(w: &World, id: u64) -> Option<Value> {
     }))
 }
 
-async fn list_runners(shared: &Shared, headers: &HeaderMap, scope: String, q: &HashMap<String, String>) -> Response {
+async fn list_runners(
+    shared: &Shared,
+    headers: &HeaderMap,
+    scope: String,
+    q: &HashMap<String, String>,
+) -> Response {
     if let Err(r) = begin(shared, endpoint::RUNNERS_LIST, headers).await {
         return r;
     }
@@ -220,22 +293,42 @@ async fn list_runners(shared: &Shared, headers: &HeaderMap, scope: String, q: &H
             .filter_map(|a| runner_json(&w, a.id))
             .collect();
         let total = all.len();
-        let runners: Vec<Value> = all.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+        let runners: Vec<Value> = all
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .collect();
         json!({ "total_count": total, "runners": runners })
     };
     answer(shared, headers, auth, StatusCode::OK, Some(body))
 }
 
 pub(crate) fn paging(q: &HashMap<String, String>) -> (usize, usize) {
-    let per_page = query_param(q, "per_page").and_then(|v| v.parse().ok()).unwrap_or(30usize).clamp(1, 100);
-    let page = query_param(q, "page").and_then(|v| v.parse().ok()).unwrap_or(1usize).max(1);
+    let per_page = query_param(q, "per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30usize)
+        .clamp(1, 100);
+    let page = query_param(q, "page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1);
     (per_page, page)
 }
 
-async fn runners_repo(State(s): SimState, Path((o, r)): Path<(String, String)>, h: HeaderMap, Query(q): Q) -> Response {
+async fn runners_repo(
+    State(s): SimState,
+    Path((o, r)): Path<(String, String)>,
+    h: HeaderMap,
+    Query(q): Q,
+) -> Response {
     list_runners(&s, &h, format!("{o}/{r}"), &q).await
 }
-async fn runners_org(State(s): SimState, Path(o): Path<String>, h: HeaderMap, Query(q): Q) -> Response {
+async fn runners_org(
+    State(s): SimState,
+    Path(o): Path<String>,
+    h: HeaderMap,
+    Query(q): Q,
+) -> Response {
     list_runners(&s, &h, o, &q).await
 }
 
@@ -260,10 +353,18 @@ async fn one_runner(shared: &Shared, headers: &HeaderMap, scope: String, id: u64
     }
 }
 
-async fn runner_repo(State(s): SimState, Path((o, r, id)): Path<(String, String, u64)>, h: HeaderMap) -> Response {
+async fn runner_repo(
+    State(s): SimState,
+    Path((o, r, id)): Path<(String, String, u64)>,
+    h: HeaderMap,
+) -> Response {
     one_runner(&s, &h, format!("{o}/{r}"), id).await
 }
-async fn runner_org(State(s): SimState, Path((o, id)): Path<(String, u64)>, h: HeaderMap) -> Response {
+async fn runner_org(
+    State(s): SimState,
+    Path((o, id)): Path<(String, u64)>,
+    h: HeaderMap,
+) -> Response {
     one_runner(&s, &h, o, id).await
 }
 
@@ -276,7 +377,11 @@ async fn remove_runner(shared: &Shared, headers: &HeaderMap, scope: String, id: 
         Err(r) => return r,
     };
     let refused = shared.update(|w| {
-        let Some(agent) = w.agents.get(&id).filter(|a| a.scope.eq_ignore_ascii_case(&scope)) else {
+        let Some(agent) = w
+            .agents
+            .get(&id)
+            .filter(|a| a.scope.eq_ignore_ascii_case(&scope))
+        else {
             return Some(rest_error(StatusCode::NOT_FOUND, "Not Found"));
         };
         let busy = agent
@@ -284,7 +389,10 @@ async fn remove_runner(shared: &Shared, headers: &HeaderMap, scope: String, id: 
             .and_then(|j| w.jobs.get(&j))
             .is_some_and(|j| j.snapshot.status == JobStatus::InProgress);
         if busy && w.cfg.refuse_busy_runner_deletion {
-            let message = format!("Bad request - Runner \"{}\" is still running a job\"", agent.name);
+            let message = format!(
+                "Bad request - Runner \"{}\" is still running a job\"",
+                agent.name
+            );
             return Some(rest_error(StatusCode::UNPROCESSABLE_ENTITY, &message));
         }
         w.delete_agent(id);
@@ -296,10 +404,18 @@ async fn remove_runner(shared: &Shared, headers: &HeaderMap, scope: String, id: 
     }
 }
 
-async fn delete_runner_repo(State(s): SimState, Path((o, r, id)): Path<(String, String, u64)>, h: HeaderMap) -> Response {
+async fn delete_runner_repo(
+    State(s): SimState,
+    Path((o, r, id)): Path<(String, String, u64)>,
+    h: HeaderMap,
+) -> Response {
     remove_runner(&s, &h, format!("{o}/{r}"), id).await
 }
-async fn delete_runner_org(State(s): SimState, Path((o, id)): Path<(String, u64)>, h: HeaderMap) -> Response {
+async fn delete_runner_org(
+    State(s): SimState,
+    Path((o, id)): Path<(String, u64)>,
+    h: HeaderMap,
+) -> Response {
     remove_runner(&s, &h, o, id).await
 }
 

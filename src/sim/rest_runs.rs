@@ -21,7 +21,11 @@ pub(crate) fn job_json(w: &World, j: &SimJob) -> Value {
     let api = w.api_url();
     let base = w.base.as_str();
     let repo = &j.repository;
-    let head_sha = w.runs.get(&j.run_id).map(|r| r.head_sha.clone()).unwrap_or_default();
+    let head_sha = w
+        .runs
+        .get(&j.run_id)
+        .map(|r| r.head_sha.clone())
+        .unwrap_or_default();
     json!({
         "id": j.id,
         "run_id": j.run_id,
@@ -52,7 +56,12 @@ pub(crate) fn job_json(w: &World, j: &SimJob) -> Value {
 /// The latest attempt of each job of a run.
 fn latest_jobs<'a>(w: &'a World, run_id: u64) -> Vec<&'a SimJob> {
     let mut latest: Vec<&SimJob> = Vec::new();
-    for j in w.jobs.values().map(|j| &j.snapshot).filter(|j| j.run_id == run_id) {
+    for j in w
+        .jobs
+        .values()
+        .map(|j| &j.snapshot)
+        .filter(|j| j.run_id == run_id)
+    {
         match latest.iter_mut().find(|l| l.job_name == j.job_name) {
             Some(l) if l.run_attempt <= j.run_attempt => *l = j,
             Some(_) => {}
@@ -146,7 +155,11 @@ pub(crate) async fn list_runs(
             .map(|run| run_json(&w, run))
             .collect();
         let total = runs.len();
-        let page: Vec<Value> = runs.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+        let page: Vec<Value> = runs
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .collect();
         json!({ "total_count": total, "workflow_runs": page })
     };
     answer(&s, &h, auth, StatusCode::OK, Some(body))
@@ -174,7 +187,14 @@ pub(crate) async fn get_run(
     }
 }
 
-async fn jobs_of(s: &Shared, h: &HeaderMap, repo: String, run: u64, attempt: Option<u32>, q: &HashMap<String, String>) -> Response {
+async fn jobs_of(
+    s: &Shared,
+    h: &HeaderMap,
+    repo: String,
+    run: u64,
+    attempt: Option<u32>,
+    q: &HashMap<String, String>,
+) -> Response {
     let auth = match guard(s, h, endpoint::RUN_JOBS).await {
         Ok(a) => a,
         Err(e) => return e,
@@ -183,16 +203,34 @@ async fn jobs_of(s: &Shared, h: &HeaderMap, repo: String, run: u64, attempt: Opt
     let (per_page, page) = paging(q);
     let body = {
         let w = s.lock();
-        if w.runs.get(&run).is_none_or(|x| !x.repository.eq_ignore_ascii_case(&repo)) {
+        if w.runs
+            .get(&run)
+            .is_none_or(|x| !x.repository.eq_ignore_ascii_case(&repo))
+        {
             return rest_error(StatusCode::NOT_FOUND, "Not Found");
         }
         let jobs: Vec<&SimJob> = match attempt {
-            Some(n) => w.jobs.values().map(|j| &j.snapshot).filter(|j| j.run_id == run && j.run_attempt == n).collect(),
-            None if all => w.jobs.values().map(|j| &j.snapshot).filter(|j| j.run_id == run).collect(),
+            Some(n) => w
+                .jobs
+                .values()
+                .map(|j| &j.snapshot)
+                .filter(|j| j.run_id == run && j.run_attempt == n)
+                .collect(),
+            None if all => w
+                .jobs
+                .values()
+                .map(|j| &j.snapshot)
+                .filter(|j| j.run_id == run)
+                .collect(),
             None => latest_jobs(&w, run),
         };
         let total = jobs.len();
-        let jobs: Vec<Value> = jobs.into_iter().skip((page - 1) * per_page).take(per_page).map(|j| job_json(&w, j)).collect();
+        let jobs: Vec<Value> = jobs
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .map(|j| job_json(&w, j))
+            .collect();
         json!({ "total_count": total, "jobs": jobs })
     };
     answer(s, h, auth, StatusCode::OK, Some(body))
@@ -229,7 +267,11 @@ pub(crate) async fn get_job(
         let w = s.lock();
         w.jobs
             .get(&job)
-            .filter(|j| j.snapshot.repository.eq_ignore_ascii_case(&format!("{o}/{r}")))
+            .filter(|j| {
+                j.snapshot
+                    .repository
+                    .eq_ignore_ascii_case(&format!("{o}/{r}"))
+            })
             .map(|j| job_json(&w, &j.snapshot))
     };
     match body {
@@ -239,13 +281,21 @@ pub(crate) async fn get_job(
 }
 
 async fn cancel_with(s: &Shared, h: &HeaderMap, repo: String, run: u64, force: bool) -> Response {
-    let ep = if force { endpoint::RUN_FORCE_CANCEL } else { endpoint::RUN_CANCEL };
+    let ep = if force {
+        endpoint::RUN_FORCE_CANCEL
+    } else {
+        endpoint::RUN_CANCEL
+    };
     let auth = match guard(s, h, ep).await {
         Ok(a) => a,
         Err(e) => return e,
     };
     let outcome = s.update(|w| {
-        let Some(r) = w.runs.get(&run).filter(|x| x.repository.eq_ignore_ascii_case(&repo)) else {
+        let Some(r) = w
+            .runs
+            .get(&run)
+            .filter(|x| x.repository.eq_ignore_ascii_case(&repo))
+        else {
             return Err(StatusCode::NOT_FOUND);
         };
         if run_state(w, r.id).0 == "completed" {
@@ -256,7 +306,10 @@ async fn cancel_with(s: &Shared, h: &HeaderMap, repo: String, run: u64, force: b
     });
     match outcome {
         Ok(()) => answer(s, h, auth, StatusCode::ACCEPTED, Some(json!({}))),
-        Err(StatusCode::CONFLICT) => rest_error(StatusCode::CONFLICT, "Cannot cancel a workflow run that is completed."),
+        Err(StatusCode::CONFLICT) => rest_error(
+            StatusCode::CONFLICT,
+            "Cannot cancel a workflow run that is completed.",
+        ),
         Err(code) => rest_error(code, "Not Found"),
     }
 }
@@ -288,13 +341,21 @@ pub(crate) async fn rerun(
     };
     let repo = format!("{o}/{r}");
     let outcome = s.update(|w| {
-        let Some(j) = w.jobs.get(&job).filter(|j| j.snapshot.repository.eq_ignore_ascii_case(&repo)) else {
+        let Some(j) = w
+            .jobs
+            .get(&job)
+            .filter(|j| j.snapshot.repository.eq_ignore_ascii_case(&repo))
+        else {
             return Err(rest_error(StatusCode::NOT_FOUND, "Not Found"));
         };
         if j.snapshot.status != JobStatus::Completed {
-            return Err(rest_error(StatusCode::FORBIDDEN, "This job is not completed and cannot be re-run."));
+            return Err(rest_error(
+                StatusCode::FORBIDDEN,
+                "This job is not completed and cannot be re-run.",
+            ));
         }
-        w.rerun_job(job).ok_or_else(|| rest_error(StatusCode::NOT_FOUND, "Not Found"))
+        w.rerun_job(job)
+            .ok_or_else(|| rest_error(StatusCode::NOT_FOUND, "Not Found"))
     });
     match outcome {
         Ok(_) => answer(&s, &h, auth, StatusCode::CREATED, Some(json!({}))),

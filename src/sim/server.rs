@@ -138,7 +138,9 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("base", &self.base.as_str()).finish()
+        f.debug_struct("SimHandle")
+            .field("base", &self.base.as_str())
+            .finish()
     }
 }
 
@@ -150,7 +152,9 @@ impl SimHandle {
 
     /// `{base}api/v3`, the REST root.
     pub fn api_url(&self) -> Url {
-        self.base.join("api/v3").unwrap_or_else(|_| self.base.clone())
+        self.base
+            .join("api/v3")
+            .unwrap_or_else(|_| self.base.clone())
     }
 
     /// The PAT the simulator accepts.
@@ -246,7 +250,11 @@ impl SimHandle {
     }
 
     /// Waits until `pred` holds, re-checking on every state change; false on timeout.
-    pub async fn wait_until(&self, mut pred: impl FnMut(&SimHandle) -> bool, timeout: Duration) -> bool {
+    pub async fn wait_until(
+        &self,
+        mut pred: impl FnMut(&SimHandle) -> bool,
+        timeout: Duration,
+    ) -> bool {
         let mut rx = self.shared.changed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

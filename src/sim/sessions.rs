@@ -28,27 +28,58 @@ type Q = Query<HashMap<String, String>>;
 
 pub(crate) fn routes(dt: &str) -> Router<Arc<Shared>> {
     Router::new()
-        .route(&format!("{dt}/pools/{{pool}}/sessions"), post(create_session))
-        .route(&format!("{dt}/pools/{{pool}}/sessions/{{session}}"), delete(delete_session))
+        .route(
+            &format!("{dt}/pools/{{pool}}/sessions"),
+            post(create_session),
+        )
+        .route(
+            &format!("{dt}/pools/{{pool}}/sessions/{{session}}"),
+            delete(delete_session),
+        )
         .route(&format!("{dt}/pools/{{pool}}/messages"), get(get_message))
-        .route(&format!("{dt}/pools/{{pool}}/messages/{{message}}"), delete(delete_message))
-        .route(&format!("{dt}/pools/{{pool}}/jobrequests/{{request}}"), patch(update_job_request))
+        .route(
+            &format!("{dt}/pools/{{pool}}/messages/{{message}}"),
+            delete(delete_message),
+        )
+        .route(
+            &format!("{dt}/pools/{{pool}}/jobrequests/{{request}}"),
+            patch(update_job_request),
+        )
 }
 
-pub(crate) fn runner_of(w: &mut World, headers: &HeaderMap, ep: &str, family: Family) -> Result<u64, Response> {
+pub(crate) fn runner_of(
+    w: &mut World,
+    headers: &HeaderMap,
+    ep: &str,
+    family: Family,
+) -> Result<u64, Response> {
     match require(w, headers, Want::Runner, ep, family)? {
         Caller::Runner(id) if w.agents.contains_key(&id) => Ok(id),
         _ => Err(match family {
-            Family::Broker => super::http::broker_error(StatusCode::NOT_FOUND, "RunnerNotFound", "runner not found"),
+            Family::Broker => super::http::broker_error(
+                StatusCode::NOT_FOUND,
+                "RunnerNotFound",
+                "runner not found",
+            ),
             _ => agent_not_found(),
         }),
     }
 }
 
 /// Opens a session for the calling runner; the shared part of v1 and broker session create.
-pub(crate) fn open_session(w: &mut World, agent: u64, body: &Value, broker: bool) -> Result<Value, SessionError> {
-    let fips = field(body, "useFipsEncryption").and_then(|v| v.as_bool()).unwrap_or(false);
-    let owner = field(body, "ownerName").and_then(|v| v.as_str()).unwrap_or("RUNNER").to_string();
+pub(crate) fn open_session(
+    w: &mut World,
+    agent: u64,
+    body: &Value,
+    broker: bool,
+) -> Result<Value, SessionError> {
+    let fips = field(body, "useFipsEncryption")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let owner = field(body, "ownerName")
+        .and_then(|v| v.as_str())
+        .unwrap_or("RUNNER")
+        .to_string();
     let session = w.create_session(agent, broker, owner)?;
     let a = w.agents.get(&agent).ok_or(SessionError::AgentNotFound)?;
     let mut answer = json!({
@@ -58,7 +89,8 @@ pub(crate) fn open_session(w: &mut World, agent: u64, body: &Value, broker: bool
         "useFipsEncryption": fips,
     });
     if let Some(key) = session.key {
-        let encrypted = encrypt_session_key(&key, &a.key, fips).ok_or(SessionError::AgentNotFound)?;
+        let encrypted =
+            encrypt_session_key(&key, &a.key, fips).ok_or(SessionError::AgentNotFound)?;
         answer["encryptionKey"] = json!({ "encrypted": true, "value": STANDARD.encode(encrypted) });
     }
     Ok(answer)
@@ -86,7 +118,11 @@ async fn create_session(State(shared): SimState, headers: HeaderMap, body: Bytes
     })
 }
 
-async fn delete_session(State(shared): SimState, Path((_p, session)): Path<(u64, String)>, headers: HeaderMap) -> Response {
+async fn delete_session(
+    State(shared): SimState,
+    Path((_p, session)): Path<(u64, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::SESSIONS_DELETE, &headers).await {
         return r;
     }
@@ -104,7 +140,11 @@ async fn delete_session(State(shared): SimState, Path((_p, session)): Path<(u64,
 }
 
 fn session_expired() -> Response {
-    vss_error(StatusCode::NOT_FOUND, "TaskAgentSessionExpiredException", "The session has expired.")
+    vss_error(
+        StatusCode::NOT_FOUND,
+        "TaskAgentSessionExpiredException",
+        "The session has expired.",
+    )
 }
 
 /// The poll answer body: encrypted when the session has a key (§4.4).
@@ -145,7 +185,10 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
     let session_id = query_param(&q, "sessionId").unwrap_or_default().to_string();
     let (agent, hold, bom) = match shared.update(|w| {
         let agent = runner_of(w, &headers, endpoint::MESSAGES_GET, Family::Vss)?;
-        if w.sessions.get(&session_id).is_none_or(|s| s.agent_id != agent || s.broker) {
+        if w.sessions
+            .get(&session_id)
+            .is_none_or(|s| s.agent_id != agent || s.broker)
+        {
             return Err(session_expired());
         }
         Ok((agent, w.cfg.long_poll_hold, w.cfg.bom_in_encrypted_body))
@@ -162,7 +205,8 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
                 return Some(Poll::Gone(session_expired()));
             };
             let key = session.key;
-            w.next_message(agent, Channel::Pipelines).map(|m| Poll::Message(m, key))
+            w.next_message(agent, Channel::Pipelines)
+                .map(|m| Poll::Message(m, key))
         })
         .await;
     match polled {
@@ -172,7 +216,12 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
     }
 }
 
-async fn delete_message(State(shared): SimState, Path((_p, message)): Path<(u64, u64)>, headers: HeaderMap, Query(q): Q) -> Response {
+async fn delete_message(
+    State(shared): SimState,
+    Path((_p, message)): Path<(u64, u64)>,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::MESSAGES_DELETE, &headers).await {
         return r;
     }
@@ -182,17 +231,32 @@ async fn delete_message(State(shared): SimState, Path((_p, message)): Path<(u64,
             Ok(a) => a,
             Err(r) => return r,
         };
-        if w.sessions.get(&session_id).is_none_or(|s| s.agent_id != agent) {
+        if w.sessions
+            .get(&session_id)
+            .is_none_or(|s| s.agent_id != agent)
+        {
             return session_expired();
         }
-        let Some(found) = w.agents.get(&agent).and_then(|a| a.inbox.iter().find(|m| m.id == message)).cloned() else {
+        let Some(found) = w
+            .agents
+            .get(&agent)
+            .and_then(|a| a.inbox.iter().find(|m| m.id == message))
+            .cloned()
+        else {
             return StatusCode::OK.into_response();
         };
         match found.kind {
             InboxKind::Job(job) => {
-                let migrated = w.jobs.get(&job).is_some_and(|j| j.flow == Some(JobFlow::RunService));
+                let migrated = w
+                    .jobs
+                    .get(&job)
+                    .is_some_and(|j| j.flow == Some(JobFlow::RunService));
                 if migrated {
-                    if let Some(m) = w.agents.get_mut(&agent).and_then(|a| a.inbox.iter_mut().find(|m| m.id == message)) {
+                    if let Some(m) = w
+                        .agents
+                        .get_mut(&agent)
+                        .and_then(|a| a.inbox.iter_mut().find(|m| m.id == message))
+                    {
                         m.migration_deleted = true;
                     }
                 } else {
@@ -213,10 +277,19 @@ async fn delete_message(State(shared): SimState, Path((_p, message)): Path<(u64,
 }
 
 fn job_not_found() -> Response {
-    vss_error(StatusCode::NOT_FOUND, "TaskAgentJobNotFoundException", "The job request was not found.")
+    vss_error(
+        StatusCode::NOT_FOUND,
+        "TaskAgentJobNotFoundException",
+        "The job request was not found.",
+    )
 }
 
-async fn update_job_request(State(shared): SimState, Path((_p, request)): Path<(u64, u64)>, headers: HeaderMap, body: Bytes) -> Response {
+async fn update_job_request(
+    State(shared): SimState,
+    Path((_p, request)): Path<(u64, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = begin(&shared, endpoint::JOB_REQUEST_UPDATE, &headers).await {
         return r;
     }
@@ -226,22 +299,35 @@ async fn update_job_request(State(shared): SimState, Path((_p, request)): Path<(
             Ok(a) => a,
             Err(r) => return r,
         };
-        let Some(job) = w.jobs.values().find(|j| j.snapshot.request_id == request).map(|j| j.snapshot.id) else {
+        let Some(job) = w
+            .jobs
+            .values()
+            .find(|j| j.snapshot.request_id == request)
+            .map(|j| j.snapshot.id)
+        else {
             return job_not_found();
         };
         if let Err(e) = w.take(job, agent, endpoint::JOB_REQUEST_UPDATE) {
             if e == TakeError::NotYours {
                 let name = runner_name(w, agent);
-                w.violation(endpoint::JOB_REQUEST_UPDATE, name, format!("renewed job request {request} that was not offered to it"));
+                w.violation(
+                    endpoint::JOB_REQUEST_UPDATE,
+                    name,
+                    format!("renewed job request {request} that was not offered to it"),
+                );
             }
             return job_not_found();
         }
         let finish = field(&body, "finishTime").is_some_and(|v| !v.is_null());
-        let result = field(&body, "result").and_then(|v| v.as_str()).map(str::to_string);
+        let result = field(&body, "result")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         if finish {
             let result = result.unwrap_or_else(|| "failed".to_string());
             return match w.complete(job, &result, CompletionPath::JobRequestFinish, None) {
-                Ok(()) => axum::Json(json!({ "requestId": request, "result": result })).into_response(),
+                Ok(()) => {
+                    axum::Json(json!({ "requestId": request, "result": result })).into_response()
+                }
                 Err(_) => job_not_found(),
             };
         }

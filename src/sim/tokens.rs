@@ -130,8 +130,7 @@ impl Tokens {
             }),
         };
         let token = issue_jwt(&self.key, &claims);
-        self.issued
-            .insert(token.clone(), Issued { grant, expires });
+        self.issued.insert(token.clone(), Issued { grant, expires });
         (token, expires)
     }
 
@@ -179,7 +178,9 @@ mod tests {
         assert_eq!(reg.len(), 29);
         assert!(matches!(t.check(&reg, now), Ok(Grant::Registration { .. })));
         let (jwt, exp) = t.mint_jwt(
-            Grant::Jwt { scope: "o/r".into() },
+            Grant::Jwt {
+                scope: "o/r".into(),
+            },
             "aud",
             None,
             now,

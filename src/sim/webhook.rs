@@ -119,7 +119,13 @@ pub(crate) async fn deliver(shared: Arc<Shared>, mut rx: UnboundedReceiver<Webho
     }
 }
 
-async fn send(client: &reqwest::Client, url: &Url, secret: &str, delivery: &str, event: &WebhookEvent) {
+async fn send(
+    client: &reqwest::Client,
+    url: &Url,
+    secret: &str,
+    delivery: &str,
+    event: &WebhookEvent,
+) {
     let body = event.payload.to_string();
     let signature = sign_webhook(secret.as_bytes(), body.as_bytes());
     let result = client

@@ -167,9 +167,18 @@ impl World {
             .or_insert(0) += 1;
     }
 
-    pub fn violation(&mut self, endpoint: &str, runner: Option<String>, message: impl Into<String>) {
+    pub fn violation(
+        &mut self,
+        endpoint: &str,
+        runner: Option<String>,
+        message: impl Into<String>,
+    ) {
         let message = message.into();
-        tracing::warn!(endpoint, runner = runner.as_deref(), "protocol violation: {message}");
+        tracing::warn!(
+            endpoint,
+            runner = runner.as_deref(),
+            "protocol violation: {message}"
+        );
         self.violations.push(Violation {
             at: Utc::now(),
             endpoint: endpoint.to_string(),
@@ -228,7 +237,10 @@ impl World {
     }
 
     pub fn token_url(&self, client_id: &str) -> String {
-        format!("{}_services/token/_apis/oauth2/token/{client_id}", self.base)
+        format!(
+            "{}_services/token/_apis/oauth2/token/{client_id}",
+            self.base
+        )
     }
 
     /// The scope (`owner/repo` or `org`) of a GitHub URL on this server, if it is one.

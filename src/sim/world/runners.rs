@@ -175,7 +175,8 @@ impl World {
         let out = match front.kind {
             InboxKind::Cancel(job_id) => {
                 let job = self.jobs.get(&job_id)?;
-                let body = json!({ "jobId": job.snapshot.orchestration_id, "timeout": cancel_timeout });
+                let body =
+                    json!({ "jobId": job.snapshot.orchestration_id, "timeout": cancel_timeout });
                 if channel == Channel::Broker
                     && let Some(a) = self.agents.get_mut(&agent_id)
                 {
@@ -273,7 +274,13 @@ mod tests {
 
     #[test]
     fn timespans_as_dotnet_writes_them() {
-        assert_eq!(format_timespan(std::time::Duration::from_secs(300)), "00:05:00");
-        assert_eq!(format_timespan(std::time::Duration::from_secs(90061)), "1.01:01:01");
+        assert_eq!(
+            format_timespan(std::time::Duration::from_secs(300)),
+            "00:05:00"
+        );
+        assert_eq!(
+            format_timespan(std::time::Duration::from_secs(90061)),
+            "1.01:01:01"
+        );
     }
 }

@@ -66,6 +66,7 @@ async fn run_service_job(
     assert!(renew.body["lockedUntil"].is_string());
     let mut done = ids.clone();
     done["conclusion"] = json!("succeeded");
+    done["annotations"] = json!([{ "level": "notice", "message": "all good" }]);
     let complete = c
         .call(
             Method::POST,
@@ -79,6 +80,7 @@ async fn run_service_job(
     assert_eq!(j.conclusion.as_deref(), Some("success"));
     assert_eq!(j.completed_via, Some(CompletionPath::CompleteJob));
     assert_eq!(j.renewals, 1);
+    assert_eq!(j.issues, vec!["all good".to_string()]);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 

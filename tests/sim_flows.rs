@@ -349,3 +349,85 @@ async fn plan_version_below_8_finishes_through_the_job_request() {
     );
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn issues_logs_and_assertion_algorithm_are_recorded() {
+    let (sim, c) = start(fast()).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    assert_eq!(sim.runners()[0].assertion_alg.as_deref(), Some("PS256"));
+    let s = c
+        .call(
+            Method::POST,
+            &r.url(SESSIONS, &[("poolId", "1")]),
+            Auth::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap();
+    let id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let msg = poll(
+        &c,
+        &format!("{}?sessionId={sid}", r.url(MESSAGES, &[("poolId", "1")])),
+        &r.token,
+    )
+    .await;
+    let job: Value = serde_json::from_str(msg["body"].as_str().unwrap()).unwrap();
+    let (_, job_token) = vss(&job);
+    let plan = &job["plan"];
+    let values = [
+        ("scopeIdentifier", plan["scopeIdentifier"].as_str().unwrap()),
+        ("hubName", plan["planType"].as_str().unwrap()),
+        ("planId", plan["planId"].as_str().unwrap()),
+        ("timelineId", job["timeline"]["id"].as_str().unwrap()),
+    ];
+    let records = r.url("8893bc5b-35b2-4be7-83cb-99e683551db4", &values);
+    let record = json!({ "id": job["jobId"], "type": "Job", "state": "completed", "result": "failed",
+        "issues": [ { "type": "error", "message": "worker crashed: exit 3" } ] });
+    let t = c
+        .call(
+            Method::PATCH,
+            &records,
+            Auth::Bearer(&job_token),
+            Some(json!({ "count": 1, "value": [record] })),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::OK, "{:?}", t.body);
+    let logs = r.url("46f5667d-263a-4684-91b1-dff7fdcf64e2", &values[..3]);
+    let created = c
+        .call(
+            Method::POST,
+            &logs,
+            Auth::Bearer(&job_token),
+            Some(json!({ "path": "logs/x" })),
+        )
+        .await;
+    let log_id = created.body["id"].as_u64().unwrap().to_string();
+    let mut with_id = values[..3].to_vec();
+    with_id.push(("logId", &log_id));
+    let append = c
+        .http
+        .post(r.url("46f5667d-263a-4684-91b1-dff7fdcf64e2", &with_id))
+        .header("User-Agent", UA)
+        .bearer_auth(&job_token)
+        .header("Content-Type", "application/octet-stream")
+        .body("line one\nline two\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(append.status(), StatusCode::OK);
+    // The runner token is refused where the job token belongs.
+    let wrong = c
+        .call(
+            Method::PATCH,
+            &records,
+            Auth::Bearer(&r.token),
+            Some(json!({ "count": 0, "value": [] })),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let j = sim.job(id).unwrap();
+    assert_eq!(j.issues, vec!["worker crashed: exit 3".to_string()]);
+    assert_eq!(j.log, vec!["line one".to_string(), "line two".to_string()]);
+    assert_eq!(sim.violations().len(), 1, "{:?}", sim.violations());
+    sim.shutdown();
+}

@@ -45,6 +45,8 @@ pub(crate) struct Agent {
     pub inbox: VecDeque<InboxMessage>,
     /// Runner-request ids it acknowledged at the broker.
     pub acknowledged: Vec<String>,
+    /// Algorithm of the last accepted client assertion.
+    pub assertion_alg: Option<String>,
 }
 
 /// A message waiting for a runner.

@@ -81,6 +81,7 @@ impl World {
             taken: Vec::new(),
             inbox: Default::default(),
             acknowledged: Vec::new(),
+            assertion_alg: None,
         };
         self.agents.insert(id, agent.clone());
         Ok(agent)
@@ -246,6 +247,7 @@ impl World {
                 .and_then(|s| self.sessions.get(s))
                 .is_some_and(|s| s.broker),
             runner_admin: agent.runner_admin,
+            assertion_alg: agent.assertion_alg.clone(),
         }
     }
 

@@ -88,7 +88,11 @@ async fn tokens_budget_and_etags() {
         .await;
     assert_eq!(fresh.status, StatusCode::OK);
     assert_eq!(fresh.body["total_count"], json!(2));
-    assert_eq!(sim.counters().get(endpoint::RUNS_LIST), 4, "every call counts, refused ones too");
+    assert_eq!(
+        sim.counters().get(endpoint::RUNS_LIST),
+        4,
+        "every call counts, refused ones too"
+    );
     sim.shutdown();
 }
 

@@ -29,7 +29,7 @@ async fn run_service_job(
         .call(
             Method::POST,
             &format!("{broker}acknowledge?sessionId={sid}&status=Online&runnerVersion=3.0.0"),
-            Auth::Bearer(token),
+            Scheme::Bearer(token),
             Some(json!({ "runnerRequestId": rid })),
         )
         .await;
@@ -38,7 +38,7 @@ async fn run_service_job(
         .call(
             Method::POST,
             &format!("{run_service}acquirejob"),
-            Auth::Bearer(token),
+            Scheme::Bearer(token),
             Some(json!({ "jobMessageId": rid, "runnerOS": "Linux" })),
         )
         .await;
@@ -58,7 +58,7 @@ async fn run_service_job(
         .call(
             Method::POST,
             &format!("{vss_url}renewjob"),
-            Auth::Bearer(&job_token),
+            Scheme::Bearer(&job_token),
             Some(ids.clone()),
         )
         .await;
@@ -71,7 +71,7 @@ async fn run_service_job(
         .call(
             Method::POST,
             &format!("{vss_url}completejob"),
-            Auth::Bearer(&job_token),
+            Scheme::Bearer(&job_token),
             Some(done),
         )
         .await;
@@ -101,7 +101,7 @@ async fn broker_through_agent_properties() {
         .call(
             Method::POST,
             &format!("{broker}session"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "ownerName": "t", "agent": { "id": r.agent_id() } })),
         )
         .await;
@@ -112,7 +112,7 @@ async fn broker_through_agent_properties() {
         .call(
             Method::POST,
             &format!("{broker}session"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -139,7 +139,7 @@ async fn broker_migration_message_on_the_v1_poll() {
             .call(
                 Method::POST,
                 &r.url(SESSIONS, &[("poolId", "1")]),
-                Auth::Bearer(&r.token),
+                Scheme::Bearer(&r.token),
                 Some(json!({})),
             )
             .await;
@@ -164,7 +164,7 @@ async fn broker_migration_message_on_the_v1_poll() {
                         "{}?sessionId={sid}",
                         r.url(MESSAGES, &[("poolId", "1"), ("messageId", &mid)])
                     ),
-                    Auth::Bearer(&r.token),
+                    Scheme::Bearer(&r.token),
                     None,
                 )
                 .await;
@@ -196,7 +196,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/registration-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -205,7 +205,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::GET,
             &format!("{api}/repos/{REPO}/actions/runner-groups"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             None,
         )
         .await;
@@ -217,7 +217,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::GET,
             &format!("{api}/repos/{REPO}/actions/runners?name={name}"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             None,
         )
         .await;
@@ -231,7 +231,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::POST,
             &format!("{api}/actions/runners/register"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             Some(body),
         )
         .await;
@@ -251,7 +251,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::POST,
             &format!("{broker}session"),
-            Auth::Bearer(&oauth),
+            Scheme::Bearer(&oauth),
             Some(json!({})),
         )
         .await;
@@ -278,7 +278,7 @@ async fn runner_admin_delete_with_remove_token() {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/registration-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -289,7 +289,7 @@ async fn runner_admin_delete_with_remove_token() {
         .call(
             Method::POST,
             &format!("{api}/actions/runners/register"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             Some(body),
         )
         .await;
@@ -298,7 +298,7 @@ async fn runner_admin_delete_with_remove_token() {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/remove-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -307,7 +307,7 @@ async fn runner_admin_delete_with_remove_token() {
         .call(
             Method::DELETE,
             &format!("{api}/repos/{REPO}/actions/runners/{id}"),
-            Auth::RemoteAuth(&remove),
+            Scheme::RemoteAuth(&remove),
             None,
         )
         .await;

@@ -24,7 +24,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", pool)]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "ownerName": "test", "agent": { "id": r.agent_id(), "name": r.name }, "useFipsEncryption": fips_session })),
         )
         .await;
@@ -78,7 +78,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
                 "{}?sessionId={sid}",
                 r.url(MESSAGES, &[("poolId", pool), ("messageId", &mid)])
             ),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             None,
         )
         .await;
@@ -92,7 +92,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
         .call(
             Method::PATCH,
             &renew_url,
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "requestId": job["requestId"] })),
         )
         .await;
@@ -115,7 +115,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
         ],
     );
     let done = c
-        .call(Method::POST, &events, Auth::Bearer(&job_token), Some(json!({ "name": "JobCompleted", "jobId": job["jobId"], "requestId": job["requestId"], "result": "succeeded" })))
+        .call(Method::POST, &events, Scheme::Bearer(&job_token), Some(json!({ "name": "JobCompleted", "jobId": job["jobId"], "requestId": job["requestId"], "result": "succeeded" })))
         .await;
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
     let j = sim.job(job_id).unwrap();
@@ -128,7 +128,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
         .call(
             Method::PATCH,
             &renew_url,
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "requestId": job["requestId"] })),
         )
         .await;
@@ -187,7 +187,7 @@ async fn check_run_id_can_be_switched_off() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -290,7 +290,7 @@ async fn lock_not_renewed_abandons_the_job() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -321,7 +321,7 @@ async fn plan_version_below_8_finishes_through_the_job_request() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -338,7 +338,7 @@ async fn plan_version_below_8_finishes_through_the_job_request() {
     let req = job["requestId"].as_u64().unwrap().to_string();
     let url = r.url(JOBREQUESTS, &[("poolId", "1"), ("requestId", &req)]);
     let fin = c
-        .call(Method::PATCH, &url, Auth::Bearer(&r.token), Some(json!({ "requestId": job["requestId"], "finishTime": chrono::Utc::now().to_rfc3339(), "result": "failed" })))
+        .call(Method::PATCH, &url, Scheme::Bearer(&r.token), Some(json!({ "requestId": job["requestId"], "finishTime": chrono::Utc::now().to_rfc3339(), "result": "failed" })))
         .await;
     assert_eq!(fin.status, StatusCode::OK, "{:?}", fin.body);
     let j = sim.job(id).unwrap();
@@ -359,7 +359,7 @@ async fn issues_logs_and_assertion_algorithm_are_recorded() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -387,7 +387,7 @@ async fn issues_logs_and_assertion_algorithm_are_recorded() {
         .call(
             Method::PATCH,
             &records,
-            Auth::Bearer(&job_token),
+            Scheme::Bearer(&job_token),
             Some(json!({ "count": 1, "value": [record] })),
         )
         .await;
@@ -397,7 +397,7 @@ async fn issues_logs_and_assertion_algorithm_are_recorded() {
         .call(
             Method::POST,
             &logs,
-            Auth::Bearer(&job_token),
+            Scheme::Bearer(&job_token),
             Some(json!({ "path": "logs/x" })),
         )
         .await;
@@ -420,7 +420,7 @@ async fn issues_logs_and_assertion_algorithm_are_recorded() {
         .call(
             Method::PATCH,
             &records,
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "count": 0, "value": [] })),
         )
         .await;

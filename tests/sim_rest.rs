@@ -25,7 +25,7 @@ async fn tokens_budget_and_etags() {
         .call(
             Method::POST,
             &format!("{api}/orgs/octo/actions/runners/registration-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -42,7 +42,7 @@ async fn tokens_budget_and_etags() {
         .call(
             Method::GET,
             &format!("{api}/repos/{REPO}/actions/runs"),
-            Auth::Bearer("ghp_wrong"),
+            Scheme::Bearer("ghp_wrong"),
             None,
         )
         .await;
@@ -52,7 +52,7 @@ async fn tokens_budget_and_etags() {
     sim.queue_job(JobSpec::new(REPO, &["linux"]));
     let url = format!("{api}/repos/{REPO}/actions/runs?status=queued");
     let runs = c
-        .call(Method::GET, &url, Auth::Bearer(sim.pat()), None)
+        .call(Method::GET, &url, Scheme::Bearer(sim.pat()), None)
         .await;
     assert_eq!(runs.status, StatusCode::OK);
     assert_eq!(runs.body["total_count"], json!(1));
@@ -64,7 +64,7 @@ async fn tokens_budget_and_etags() {
         .call_with(
             Method::GET,
             &url,
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
             Some(UA),
             &[("If-None-Match", &etag)],
@@ -80,7 +80,7 @@ async fn tokens_budget_and_etags() {
         .call_with(
             Method::GET,
             &url,
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
             Some(UA),
             &[("If-None-Match", &etag)],
@@ -106,14 +106,14 @@ async fn the_budget_runs_out() {
     let url = format!("{}api/v3/repos/{REPO}/actions/runs", sim.base_url());
     for _ in 0..2 {
         assert_eq!(
-            c.call(Method::GET, &url, Auth::Bearer(sim.pat()), None)
+            c.call(Method::GET, &url, Scheme::Bearer(sim.pat()), None)
                 .await
                 .status,
             StatusCode::OK
         );
     }
     let out = c
-        .call(Method::GET, &url, Auth::Bearer(sim.pat()), None)
+        .call(Method::GET, &url, Scheme::Bearer(sim.pat()), None)
         .await;
     assert_eq!(out.status, StatusCode::FORBIDDEN);
     assert_eq!(remaining(&out), 0);
@@ -126,7 +126,7 @@ async fn the_budget_runs_out() {
 async fn runs_jobs_cancel_and_rerun() {
     let (sim, c) = start(fast()).await;
     let api = format!("{}api/v3/repos/{REPO}/actions", sim.base_url());
-    let pat = Auth::Bearer(sim.pat());
+    let pat = Scheme::Bearer(sim.pat());
     let id = sim.queue_job(JobSpec::new(REPO, &["linux", "x64"]));
     let run_id = sim.job(id).unwrap().run_id;
     let job = c
@@ -160,7 +160,7 @@ async fn runs_jobs_cancel_and_rerun() {
         .call(
             Method::GET,
             &format!("{api}/runs/{run_id}/jobs"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -169,7 +169,7 @@ async fn runs_jobs_cancel_and_rerun() {
         .call(
             Method::POST,
             &format!("{api}/runs/{run_id}/cancel"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -183,7 +183,7 @@ async fn runs_jobs_cancel_and_rerun() {
         .call(
             Method::POST,
             &format!("{api}/runs/{run_id}/cancel"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -192,7 +192,7 @@ async fn runs_jobs_cancel_and_rerun() {
         .call(
             Method::POST,
             &format!("{api}/jobs/{id}/rerun"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -201,7 +201,7 @@ async fn runs_jobs_cancel_and_rerun() {
         .call(
             Method::GET,
             &format!("{api}/runs/{run_id}/jobs"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -212,7 +212,7 @@ async fn runs_jobs_cancel_and_rerun() {
         .call(
             Method::GET,
             &format!("{api}/runs/{run_id}/attempts/1/jobs"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -221,7 +221,7 @@ async fn runs_jobs_cancel_and_rerun() {
         .call(
             Method::GET,
             &format!("{api}/runs/{run_id}"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -236,7 +236,7 @@ async fn runs_jobs_cancel_and_rerun() {
         .call(
             Method::GET,
             &format!("{api}/jobs/1"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -253,7 +253,7 @@ async fn runners_list_and_delete() {
         .call(
             Method::GET,
             &format!("{api}/runners?per_page=100"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -267,7 +267,7 @@ async fn runners_list_and_delete() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -284,7 +284,7 @@ async fn runners_list_and_delete() {
     c.call(
         Method::PATCH,
         &r.url(JOBREQUESTS, &[("poolId", "1"), ("requestId", &req)]),
-        Auth::Bearer(&r.token),
+        Scheme::Bearer(&r.token),
         Some(json!({ "requestId": job["requestId"] })),
     )
     .await;
@@ -294,7 +294,7 @@ async fn runners_list_and_delete() {
         .call(
             Method::DELETE,
             &format!("{api}/runners/{rid}"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -303,7 +303,7 @@ async fn runners_list_and_delete() {
         .call(
             Method::GET,
             &format!("{api}/runners/{rid}"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -319,7 +319,7 @@ async fn runners_list_and_delete() {
         .call(
             Method::DELETE,
             &format!("{api}/runners/{}", idle.agent_id()),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;

@@ -25,7 +25,7 @@ async fn v1_message(sim: &SimHandle, c: &Client, script: WorkerScript) -> (u64, 
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -46,7 +46,7 @@ async fn v1_message(sim: &SimHandle, c: &Client, script: WorkerScript) -> (u64, 
         .call(
             Method::PATCH,
             &r.url(JOBREQUESTS, &[("poolId", "1"), ("requestId", &req)]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "requestId": job["requestId"] })),
         )
         .await;
@@ -145,7 +145,7 @@ async fn broker_job_reported_through_completejob() {
         .call(
             Method::POST,
             &format!("{broker}session"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -167,7 +167,7 @@ async fn broker_job_reported_through_completejob() {
         .call(
             Method::POST,
             &format!("{run}acquirejob"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "jobMessageId": reference["runner_request_id"], "runnerOS": "Linux" })),
         )
         .await

@@ -103,11 +103,16 @@ pub(crate) fn verify_client_assertion(
     };
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| reject("client assertion is not a JWT"))?;
-    let alg_ok = match (header.alg, allowed) {
-        (Algorithm::RS256, AssertionAlgorithms::Both | AssertionAlgorithms::Rs256Only) => true,
-        (Algorithm::PS256, AssertionAlgorithms::Both | AssertionAlgorithms::Ps256Only) => true,
-        _ => false,
-    };
+    let alg_ok = matches!(
+        (header.alg, allowed),
+        (
+            Algorithm::RS256,
+            AssertionAlgorithms::Both | AssertionAlgorithms::Rs256Only
+        ) | (
+            Algorithm::PS256,
+            AssertionAlgorithms::Both | AssertionAlgorithms::Ps256Only
+        )
+    );
     if !alg_ok {
         return Err(refuse(
             "client assertion signature algorithm is not accepted",

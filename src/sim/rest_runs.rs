@@ -54,7 +54,7 @@ pub(crate) fn job_json(w: &World, j: &SimJob) -> Value {
 }
 
 /// The latest attempt of each job of a run.
-fn latest_jobs<'a>(w: &'a World, run_id: u64) -> Vec<&'a SimJob> {
+fn latest_jobs(w: &World, run_id: u64) -> Vec<&SimJob> {
     let mut latest: Vec<&SimJob> = Vec::new();
     for j in w
         .jobs

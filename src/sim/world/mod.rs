@@ -7,6 +7,8 @@
 
 mod jobs;
 mod runners;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use jobs::{JobFlow, TakeError, conclusion_for};
 pub(crate) use runners::{AddError, Channel, NewAgent, Outgoing, SessionError};
@@ -88,7 +90,9 @@ pub(crate) struct Job {
     pub job_token: Option<String>,
     /// The job message, built when the job is offered.
     pub message: Option<serde_json::Value>,
-    pub cancel_requested: bool,
+    /// Set when the run was cancelled while the job ran: if the runner has not completed
+    /// the job by then, the service completes it as cancelled.
+    pub cancel_deadline: Option<DateTime<Utc>>,
 }
 
 /// A workflow run.

@@ -143,10 +143,19 @@ pub enum AdminAuth {
 }
 
 /// Where webhooks go and the HMAC secret they are signed with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookTarget {
     pub url: Url,
     pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTarget")
+            .field("url", &self.url.as_str())
+            .field("secret", &"***")
+            .finish()
+    }
 }
 
 /// Faults applied to webhook deliveries (probabilities in 0..=1).

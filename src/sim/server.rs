@@ -192,6 +192,12 @@ impl SimHandle {
         self.shared.lock().violations.clone()
     }
 
+    /// Every credential the simulator handed out so far except job tokens: registration and
+    /// remove tokens, registration JWTs, runner OAuth tokens. For "no secret leaks" tests.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.lock().tokens.issued_secrets()
+    }
+
     /// The next `times` calls of `endpoint` (a name from [`super::endpoint`]) get `fault`.
     pub fn inject(&self, endpoint: &str, fault: Fault, times: u32) {
         self.shared.update(|w| w.inject(endpoint, fault, times));

@@ -258,6 +258,8 @@ impl World {
         if let Some(a) = self.agents.get_mut(&agent.id) {
             a.job = None;
             a.inbox.retain(|m| m.kind != InboxKind::Job(job_id));
+            // An offer that never reached the runner does not use up its one job.
+            a.had_job = !a.taken.is_empty();
         }
     }
 

@@ -90,6 +90,11 @@ fn an_untaken_job_is_rerouted_and_a_taken_one_is_not() {
         "taken: stays with its runner"
     );
     assert_eq!(w.take(j, a, "t"), Err(TakeError::NotYours));
+    // The offer never reached `a`, so its one job is not used up.
+    assert!(!w.agents[&a].had_job);
+    w.create_session(a, false, "t".into()).unwrap();
+    let j2 = w.queue_job(JobSpec::new("o/r", &["linux"]));
+    assert_eq!(w.jobs[&j2].offered_to, Some(a));
 }
 
 #[test]

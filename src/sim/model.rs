@@ -231,6 +231,7 @@ pub enum Fault {
 pub enum TokenKind {
     RegistrationTokens,
     Jwts,
+    #[serde(rename = "oauth_tokens")]
     OAuthTokens,
     JobTokens,
 }

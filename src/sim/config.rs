@@ -51,6 +51,9 @@ pub struct SimConfig {
     pub assertion_algorithms: AssertionAlgorithms,
     /// Which credential the runner-admin endpoints accept (§3.6 [UNSURE]).
     pub admin_auth: AdminAuth,
+    /// `RunnerJobRequest`s carry an empty `run_service_url`: runners fetch the job from the
+    /// legacy pipelines resource `25adab70-…` (§5.1) instead of `acquirejob`.
+    pub legacy_job_message: bool,
     /// A `BrokerMigration` message carries a `messageId` (§4.1: possibly without [UNSURE]).
     pub migration_message_id: bool,
     /// Deleting a busy runner is refused with 422 (§3.8 [UNSURE]); when false it is deleted.
@@ -83,6 +86,7 @@ impl Default for SimConfig {
             rest_rate_limit: 5000,
             assertion_algorithms: AssertionAlgorithms::Both,
             admin_auth: AdminAuth::Either,
+            legacy_job_message: false,
             migration_message_id: true,
             refuse_busy_runner_deletion: true,
             fault_timeout: Duration::from_secs(30),

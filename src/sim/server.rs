@@ -240,6 +240,15 @@ impl SimHandle {
         })
     }
 
+    /// Queues an arbitrary message for a runner (e.g. `AgentRefresh`, `ForceTokenRefresh`, an
+    /// unknown type); delivered on its next poll like any other. False for an unknown runner.
+    pub fn send_message(&self, runner_name: &str, message_type: &str, body: &str) -> bool {
+        self.shared.update(|w| {
+            let agent = w.agent_by_name(runner_name).map(|a| a.id);
+            agent.is_some_and(|a| w.push_message(a, message_type.to_string(), body.to_string()))
+        })
+    }
+
     /// Cancels a run (as `POST .../cancel`).
     pub fn cancel_run(&self, run_id: u64) {
         self.shared.update(|w| w.cancel_run(run_id, false));

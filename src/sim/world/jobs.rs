@@ -350,8 +350,9 @@ impl World {
             && let Some(agent) = self.agents.get_mut(&agent_id)
         {
             agent.job = None;
-            agent.inbox.retain(|m| match m.kind {
-                InboxKind::Job(j) | InboxKind::Cancel(j) => j != job_id,
+            agent.inbox.retain(|m| match &m.kind {
+                InboxKind::Job(j) | InboxKind::Cancel(j) => *j != job_id,
+                InboxKind::Other { .. } => true,
             });
             if agent.ephemeral {
                 self.delete_agent(agent_id);

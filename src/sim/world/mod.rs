@@ -5,13 +5,15 @@
 //! synchronous and never await; the HTTP layer locks, calls one method, unlocks, and only then
 //! awaits. Webhook events are queued to the delivery task, never sent from here.
 
+mod delivery;
 mod jobs;
 mod runners;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use delivery::{AcquireError, Channel, Outgoing};
 pub(crate) use jobs::{JobFlow, TakeError, conclusion_for};
-pub(crate) use runners::{AddError, Channel, NewAgent, Outgoing, SessionError};
+pub(crate) use runners::{AddError, NewAgent, SessionError};
 
 use super::config::{SimConfig, WebhookFaults, WebhookTarget};
 use super::crypto::RunnerKey;
@@ -60,10 +62,15 @@ pub(crate) struct InboxMessage {
     pub migration_deleted: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum InboxKind {
     Job(u64),
     Cancel(u64),
+    /// A message a test injected, delivered as is.
+    Other {
+        message_type: String,
+        body: String,
+    },
 }
 
 /// An open message session.

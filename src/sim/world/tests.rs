@@ -116,7 +116,7 @@ fn locks_and_cancel_deadlines_expire() {
     );
     assert_eq!(w.jobs[&j].snapshot.status, JobStatus::InProgress);
     assert!(
-        matches!(w.agents[&a].inbox.back().map(|m| m.kind), Some(InboxKind::Cancel(x)) if x == j)
+        matches!(w.agents[&a].inbox.back().map(|m| m.kind.clone()), Some(InboxKind::Cancel(x)) if x == j)
     );
     let later = Utc::now() + chrono::Duration::days(1);
     assert!(w.expire_locks(later));

@@ -181,7 +181,7 @@ pub(crate) async fn list_runs(
         let total = runs.len();
         let page: Vec<Value> = runs
             .into_iter()
-            .skip((page - 1) * per_page)
+            .skip(page.saturating_sub(1).saturating_mul(per_page))
             .take(per_page)
             .map(|(run, jobs)| run_json(&w, run, jobs))
             .collect();
@@ -252,7 +252,7 @@ async fn jobs_of(
         let total = jobs.len();
         let jobs: Vec<Value> = jobs
             .into_iter()
-            .skip((page - 1) * per_page)
+            .skip(page.saturating_sub(1).saturating_mul(per_page))
             .take(per_page)
             .map(|j| job_json(&w, j))
             .collect();

@@ -12,7 +12,8 @@ use super::model::{CompletionPath, endpoint};
 use super::pipelines::agent_not_found;
 use super::server::Shared;
 use super::world::{
-    AcquireError, Channel, InboxKind, JobFlow, Outgoing, SessionError, TakeError, World,
+    AcquireError, Channel, InboxKind, JobFlow, Outgoing, ReportError, SessionError, TakeError,
+    World,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -313,6 +314,26 @@ async fn update_job_request(
         else {
             return job_not_found();
         };
+        let name = runner_name(w, agent);
+        if !w.check_flow(job, JobFlow::Pipelines, endpoint::JOB_REQUEST_UPDATE, name) {
+            return job_not_found();
+        }
+        if field(&body, "requestId")
+            .and_then(|v| v.as_u64())
+            .is_some_and(|r| r != request)
+        {
+            let name = runner_name(w, agent);
+            w.violation(
+                endpoint::JOB_REQUEST_UPDATE,
+                name,
+                "body requestId differs from the path",
+            );
+            return vss_error(
+                StatusCode::BAD_REQUEST,
+                "ArgumentException",
+                "requestId mismatch",
+            );
+        }
         if let Err(e) = w.take(job, agent, endpoint::JOB_REQUEST_UPDATE) {
             if e == TakeError::NotYours {
                 let name = runner_name(w, agent);
@@ -329,11 +350,25 @@ async fn update_job_request(
             .and_then(|v| v.as_str())
             .map(str::to_string);
         if finish {
-            let result = result.unwrap_or_else(|| "failed".to_string());
-            return match w.complete(job, &result, CompletionPath::JobRequestFinish, None) {
-                Ok(()) => {
+            let result = result.unwrap_or_default();
+            let name = runner_name(w, agent);
+            let path = CompletionPath::JobRequestFinish;
+            return match w.report_completion(
+                job,
+                &result,
+                path,
+                None,
+                endpoint::JOB_REQUEST_UPDATE,
+                name,
+            ) {
+                Ok(_) => {
                     axum::Json(json!({ "requestId": request, "result": result })).into_response()
                 }
+                Err(ReportError::BadResult) => vss_error(
+                    StatusCode::BAD_REQUEST,
+                    "ArgumentException",
+                    "unknown result",
+                ),
                 Err(_) => job_not_found(),
             };
         }

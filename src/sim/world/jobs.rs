@@ -334,6 +334,20 @@ impl World {
         outputs: Option<serde_json::Value>,
     ) -> Result<(), TakeError> {
         let now = Utc::now();
+        // A job its runner took but never renewed still ran on that runner: `in_progress`
+        // (with the runner) comes before `completed`, unlike a job cancelled while queued.
+        let taken = self
+            .jobs
+            .get(&job_id)
+            .and_then(|j| j.offered_to)
+            .is_some_and(|a| {
+                self.agents
+                    .get(&a)
+                    .is_some_and(|a| a.taken.contains(&job_id))
+            });
+        if taken {
+            self.start(job_id);
+        }
         let job = self.jobs.get_mut(&job_id).ok_or(TakeError::NotFound)?;
         if job.snapshot.status == JobStatus::Completed {
             return Err(TakeError::Completed);

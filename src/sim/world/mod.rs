@@ -7,12 +7,14 @@
 
 mod delivery;
 mod jobs;
+mod report;
 mod runners;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use delivery::{AcquireError, Channel, Outgoing};
-pub(crate) use jobs::{JobFlow, TakeError, conclusion_for};
+pub(crate) use jobs::{JobFlow, TakeError};
+pub(crate) use report::ReportError;
 pub(crate) use runners::{AddError, NewAgent, SessionError};
 
 use super::config::{SimConfig, WebhookFaults, WebhookTarget};

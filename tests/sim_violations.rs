@@ -564,3 +564,156 @@ async fn agents_are_listed_by_name_and_deleted_with_the_jwt() {
     assert_eq!(gone.body["typeKey"], "TaskAgentNotFoundException");
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn reports_must_use_the_flows_api_and_task_results() {
+    let (sim, c) = start(SimConfig {
+        plan_version: 7,
+        ..fast()
+    })
+    .await;
+    let (r, _sid, poll_url) = listening(&sim, &c, &["linux"]).await;
+    let id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let job = body_of(&poll(&c, &poll_url, &r.token).await);
+    let (_, token) = vss(&job);
+    let run = format!("{}_services/run/", sim.base_url());
+    let ids = json!({ "planId": job["plan"]["planId"], "jobId": job["jobId"], "conclusion": "succeeded" });
+    // completejob for a PipelineAgentJobRequest job: wrong API.
+    let wrong = c
+        .call(
+            Method::POST,
+            &format!("{run}completejob"),
+            Scheme::Bearer(&token),
+            Some(ids),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    assert!(
+        violated(&sim, "used for a PipelineAgentJobRequest job"),
+        "{:?}",
+        sim.violations()
+    );
+    let plan = &job["plan"];
+    let events = r.url(
+        PLAN_EVENTS,
+        &[
+            ("scopeIdentifier", plan["scopeIdentifier"].as_str().unwrap()),
+            ("hubName", plan["planType"].as_str().unwrap()),
+            ("planId", plan["planId"].as_str().unwrap()),
+        ],
+    );
+    let event = |result: &str| json!({ "name": "JobCompleted", "jobId": job["jobId"], "requestId": job["requestId"], "result": result });
+    // Webhook words are not TaskResults.
+    let bad = c
+        .call(
+            Method::POST,
+            &events,
+            Scheme::Bearer(&token),
+            Some(event("success")),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(violated(&sim, "is not a TaskResult"));
+    // Below plan version 8 JobCompleted does not end the job; the listener's finish does.
+    let early = c
+        .call(
+            Method::POST,
+            &events,
+            Scheme::Bearer(&token),
+            Some(event("Succeeded")),
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::OK);
+    assert_ne!(sim.job(id).unwrap().status, JobStatus::Completed);
+    let req = job["requestId"].as_u64().unwrap().to_string();
+    let url = r.url(JOBREQUESTS, &[("poolId", "1"), ("requestId", &req)]);
+    let finish = json!({ "requestId": job["requestId"], "finishTime": "2026-01-01T00:00:00Z", "result": "Succeeded" });
+    assert_eq!(
+        c.call(Method::PATCH, &url, Scheme::Bearer(&r.token), Some(finish))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let j = sim.job(id).unwrap();
+    assert_eq!(
+        (j.conclusion.as_deref(), j.runner_name.as_deref()),
+        (Some("success"), Some(r.name.as_str())),
+        "a taken job ran on its runner"
+    );
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn run_service_enums_are_lower_case_throughout() {
+    let (sim, c) = start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let msg = poll(&c, &format!("{broker}message?sessionId={sid}"), &r.token).await;
+    let rid = body_of(&msg)["runner_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = format!("{}_services/run/", sim.base_url());
+    let job = c
+        .call(
+            Method::POST,
+            &format!("{run}acquirejob"),
+            Scheme::Bearer(&r.token),
+            Some(json!({ "jobMessageId": rid })),
+        )
+        .await
+        .body;
+    let (_, token) = vss(&job);
+    // The v1 renew is the wrong API for a RunnerJobRequest job.
+    let req = job["requestId"].as_u64().unwrap().to_string();
+    let v1 = c
+        .call(
+            Method::PATCH,
+            &r.url(JOBREQUESTS, &[("poolId", "1"), ("requestId", &req)]),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(v1.status, StatusCode::NOT_FOUND);
+    assert!(violated(&sim, "used for a RunnerJobRequest job"));
+    let mut body = json!({ "planId": job["plan"]["planId"], "jobId": job["jobId"], "conclusion": "succeeded",
+        "stepResults": [ { "status": "Completed", "conclusion": "succeeded" } ] });
+    let upper = c
+        .call(
+            Method::POST,
+            &format!("{run}completejob"),
+            Scheme::Bearer(&token),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(upper.status, StatusCode::BAD_REQUEST);
+    assert!(violated(&sim, "are not lower-case"));
+    body["stepResults"][0]["status"] = json!("completed");
+    let ok = c
+        .call(
+            Method::POST,
+            &format!("{run}completejob"),
+            Scheme::Bearer(&token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    sim.shutdown();
+}

@@ -717,3 +717,78 @@ async fn run_service_enums_are_lower_case_throughout() {
     assert_eq!(ok.status, StatusCode::OK);
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn redelivery_rules_and_double_delete() {
+    let (sim, c) = start(fast()).await;
+    let (r, sid, poll_url) = listening(&sim, &c, &["linux"]).await;
+    sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let m = poll(&c, &poll_url, &r.token).await;
+    let mid = m["messageId"].as_u64().unwrap();
+    // Not deleted: redelivered, unless the poll says it already has it (lastMessageId).
+    assert_eq!(poll(&c, &poll_url, &r.token).await["messageId"], json!(mid));
+    let after = c
+        .call(
+            Method::GET,
+            &format!("{poll_url}&lastMessageId={mid}"),
+            Scheme::Bearer(&r.token),
+            None,
+        )
+        .await;
+    assert_eq!(after.status, StatusCode::ACCEPTED);
+    let del = format!(
+        "{}?sessionId={sid}",
+        r.url(
+            MESSAGES,
+            &[("poolId", "1"), ("messageId", &mid.to_string())]
+        )
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            c.call(Method::DELETE, &del, Scheme::Bearer(&r.token), None)
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    assert!(violated(&sim, "deleted (acknowledged) twice"));
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn the_broker_delivers_a_job_request_once_per_session() {
+    let (sim, c) = start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let url = format!("{broker}message?sessionId={sid}&status=Busy");
+    assert_eq!(
+        poll(&c, &url, &r.token).await["messageType"],
+        "RunnerJobRequest"
+    );
+    let again = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::ACCEPTED,
+        "not redelivered to the same session"
+    );
+    sim.shutdown();
+}

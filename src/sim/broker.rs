@@ -117,7 +117,8 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
             if !w.sessions.contains_key(&session_id) {
                 return Some(Err(session_invalid()));
             }
-            w.next_message(agent, Channel::Broker).map(Ok)
+            w.next_message(agent, Channel::Broker, &session_id, None)
+                .map(Ok)
         })
         .await;
     match polled {

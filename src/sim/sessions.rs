@@ -190,6 +190,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         return r;
     }
     let session_id = query_param(&q, "sessionId").unwrap_or_default().to_string();
+    let last_message_id = query_param(&q, "lastMessageId").and_then(|v| v.parse::<u64>().ok());
     let (agent, hold, bom) = match shared.update(|w| {
         let agent = runner_of(w, &headers, endpoint::MESSAGES_GET, Family::Vss)?;
         if w.sessions
@@ -212,7 +213,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
                 return Some(Poll::Gone(session_expired()));
             };
             let key = session.key;
-            w.next_message(agent, Channel::Pipelines)
+            w.next_message(agent, Channel::Pipelines, &session_id, last_message_id)
                 .map(|m| Poll::Message(m, key))
         })
         .await;
@@ -250,8 +251,22 @@ async fn delete_message(
             .and_then(|a| a.inbox.iter().find(|m| m.id == message))
             .cloned()
         else {
+            let name = runner_name(w, agent);
+            if w.agents
+                .get(&agent)
+                .is_some_and(|a| a.deleted_messages.contains(&message))
+            {
+                w.violation(
+                    endpoint::MESSAGES_DELETE,
+                    name,
+                    format!("message {message} deleted (acknowledged) twice"),
+                );
+            }
             return StatusCode::OK.into_response();
         };
+        if let Some(a) = w.agents.get_mut(&agent) {
+            a.deleted_messages.push(message);
+        }
         match found.kind {
             InboxKind::Job(job) => {
                 let migrated = w

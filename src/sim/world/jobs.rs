@@ -152,7 +152,8 @@ impl World {
                     labels: &a.labels,
                     registered_seq: a.seq,
                     online: a.session.is_some(),
-                    had_job: a.had_job,
+                    busy: a.job.is_some(),
+                    had_job: a.ephemeral && a.had_job,
                     scope: &a.scope,
                 })
                 .collect();
@@ -230,6 +231,7 @@ impl World {
                 id: message_id,
                 kind: InboxKind::Job(job_id),
                 migration_deleted: false,
+                broker_delivered_to: None,
             });
         }
         true
@@ -279,14 +281,28 @@ impl World {
         if agent.taken.contains(&job_id) {
             return Ok(());
         }
+        // One job per ephemeral runner; one at a time for the others (maxParallelism 1).
+        let ephemeral = agent.ephemeral;
+        let earlier: Vec<u64> = agent.taken.clone();
         agent.taken.push(job_id);
-        if agent.taken.len() > 1 {
+        let second = earlier.iter().any(|j| {
+            ephemeral
+                || self
+                    .jobs
+                    .get(j)
+                    .is_some_and(|j| j.snapshot.status != JobStatus::Completed)
+        });
+        if second {
+            let Some(agent) = self.agents.get(&agent_id) else {
+                return Ok(());
+            };
             let name = agent.name.clone();
-            self.violation(
-                endpoint,
-                Some(name),
-                format!("a one-job runner took a second job ({job_id})"),
-            );
+            let what = if ephemeral {
+                "a one-job runner took a second job"
+            } else {
+                "a runner took a second job while busy"
+            };
+            self.violation(endpoint, Some(name), format!("{what} ({job_id})"));
         }
         Ok(())
     }
@@ -372,6 +388,8 @@ impl World {
                 self.delete_agent(agent_id);
             }
         }
+        // A non-ephemeral runner is idle again.
+        self.try_assign();
         Ok(())
     }
 
@@ -415,6 +433,7 @@ impl World {
                     id: message_id,
                     kind: InboxKind::Cancel(id),
                     migration_deleted: false,
+                    broker_delivered_to: None,
                 });
             }
             if force {

@@ -51,6 +51,8 @@ pub(crate) struct Agent {
     pub inbox: VecDeque<InboxMessage>,
     /// Runner-request ids it acknowledged at the broker.
     pub acknowledged: Vec<String>,
+    /// v1 message ids it deleted (a second delete is a violation).
+    pub deleted_messages: Vec<u64>,
     /// Algorithm of the last accepted client assertion.
     pub assertion_alg: Option<String>,
 }
@@ -62,6 +64,9 @@ pub(crate) struct InboxMessage {
     pub kind: InboxKind,
     /// v1 delivery of the `BrokerMigration` stand-in was deleted by the runner.
     pub migration_deleted: bool,
+    /// The broker session a job request was delivered to: the broker delivers it once per
+    /// session (it has no delete; acknowledge and acquire follow).
+    pub broker_delivered_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,6 +62,7 @@ impl World {
             taken: Vec::new(),
             inbox: Default::default(),
             acknowledged: Vec::new(),
+            deleted_messages: Vec::new(),
             assertion_alg: None,
         };
         self.agents.insert(id, agent.clone());

@@ -21,6 +21,9 @@ pub struct SimConfig {
     pub encrypt_messages: bool,
     /// Encrypted bodies start with a UTF-8 BOM, as .NET writes them (§4.4 "may start").
     pub bom_in_encrypted_body: bool,
+    /// Overrides the `useFipsEncryption` of v1 session answers (None: echo the request). The
+    /// OAEP hash follows the answer (§4.4), so this tests that runners read it.
+    pub session_fips: Option<bool>,
     /// The `RequireFipsCryptography` agent property (None: not sent).
     pub require_fips: Option<bool>,
     /// Put `contextData.job.check_run_id` (= REST job id) into job messages (§5.2, open Q7).
@@ -71,6 +74,7 @@ impl Default for SimConfig {
             broker: BrokerMode::Off,
             encrypt_messages: false,
             bom_in_encrypted_body: true,
+            session_fips: None,
             require_fips: None,
             check_run_id_in_message: true,
             assignment: Assignment::First,
@@ -174,6 +178,9 @@ pub struct WebhookFaults {
     /// Probability that a delivery is held back and sent after the next one.
     #[serde(default)]
     pub reorder: f64,
+    /// Probability that a delivery is signed with the wrong secret.
+    #[serde(default)]
+    pub bad_signature: f64,
     /// Delay before every delivery.
     #[serde(default, with = "humantime_serde_millis")]
     pub delay: std::time::Duration,

@@ -230,6 +230,27 @@ pub(crate) async fn begin(
             &kind,
             &format!("injected fault: {kind}"),
         )),
+        Some(Fault::Raw { status: code, body }) => {
+            let mut r = (status(code), body).into_response();
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Err(r)
+        }
+        Some(Fault::EchoCredential { status: code }) => {
+            let credential = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(none)");
+            let message = format!("credential rejected: {credential}");
+            Err(family_error(
+                family,
+                code,
+                default_kind(family, code),
+                &message,
+            ))
+        }
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = family_error(
                 family,
@@ -269,4 +290,9 @@ pub(crate) fn field<'a>(body: &'a serde_json::Value, name: &str) -> Option<&'a s
 /// Parses a JSON body; an empty or invalid body is `Null`.
 pub(crate) fn json_body(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
+}
+
+/// A timestamp as GitHub writes it in REST and webhooks: `2026-01-01T10:34:58Z`.
+pub(crate) fn github_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

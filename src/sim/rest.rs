@@ -8,6 +8,7 @@
 use super::http::{Credential, SimState, begin, credential, query_param, rest_error};
 use super::model::{JobStatus, endpoint};
 use super::server::Shared;
+use super::tokens::Grant;
 use super::world::World;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -132,6 +133,21 @@ pub(crate) fn authorize(
             )),
             Err(r) => Err(r),
         };
+    }
+    if let Credential::Bearer(t) | Credential::Token(t) | Credential::Basic(t) = &cred
+        && let Ok(grant) = w.tokens.check(t, Utc::now())
+    {
+        let what = match grant {
+            Grant::Registration { .. } => "a registration token",
+            Grant::Jwt { .. } => "the registration JWT",
+            Grant::OAuth { .. } => "a runner OAuth token",
+            Grant::Job { .. } => "a job token",
+        };
+        w.violation(
+            endpoint,
+            None,
+            format!("{what} sent to the REST API instead of the PAT"),
+        );
     }
     if matches!(cred, Credential::RemoteAuth(_) | Credential::Other(_)) {
         w.violation(

@@ -4,7 +4,7 @@
 //! Owns the run and job body shapes (as `tests/fixtures/rest/examples`) and deriving a run's
 //! status and conclusion from its jobs. Authentication and budget are `rest`'s.
 
-use super::http::{SimState, begin, query_param, rest_error};
+use super::http::{SimState, begin, github_time, query_param, rest_error};
 use super::model::{JobStatus, SimJob, endpoint};
 use super::rest::{RestAuth, answer, authorize, paging};
 use super::server::Shared;
@@ -37,9 +37,9 @@ pub(crate) fn job_json(w: &World, j: &SimJob) -> Value {
         "html_url": format!("{base}{repo}/actions/runs/{}/job/{}", j.run_id, j.id),
         "status": j.status.as_str(),
         "conclusion": j.conclusion,
-        "created_at": j.created_at.to_rfc3339(),
-        "started_at": j.started_at.unwrap_or(j.created_at).to_rfc3339(),
-        "completed_at": j.completed_at.map(|t| t.to_rfc3339()),
+        "created_at": github_time(j.created_at),
+        "started_at": github_time(j.started_at.unwrap_or(j.created_at)),
+        "completed_at": j.completed_at.map(github_time),
         "name": j.job_name,
         "steps": [],
         "check_run_url": format!("{api}/repos/{repo}/check-runs/{}", j.id),
@@ -137,9 +137,9 @@ fn run_json(w: &World, r: &Run, jobs: &[&SimJob]) -> Value {
         "jobs_url": format!("{url}/jobs"),
         "cancel_url": format!("{url}/cancel"),
         "rerun_url": format!("{url}/rerun"),
-        "created_at": r.created_at.to_rfc3339(),
-        "updated_at": updated_at(r, jobs).to_rfc3339(),
-        "run_started_at": r.created_at.to_rfc3339(),
+        "created_at": github_time(r.created_at),
+        "updated_at": github_time(updated_at(r, jobs)),
+        "run_started_at": github_time(r.created_at),
         "pull_requests": [],
         "repository": { "full_name": repo, "html_url": format!("{}{repo}", w.base) },
     })

@@ -80,9 +80,10 @@ pub(crate) fn open_session(
     body: &Value,
     broker: bool,
 ) -> Result<Value, SessionError> {
-    let fips = field(body, "useFipsEncryption")
+    let requested = field(body, "useFipsEncryption")
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
+    let fips = w.cfg.session_fips.unwrap_or(requested);
     let owner = field(body, "ownerName")
         .and_then(|v| v.as_str())
         .unwrap_or("RUNNER")

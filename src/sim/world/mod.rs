@@ -145,6 +145,8 @@ pub(crate) struct World {
     pub webhook_faults: WebhookFaults,
     webhooks: UnboundedSender<WebhookEvent>,
     pub budget: RestBudget,
+    /// `jti` of accepted client assertions → their `exp` (replay detection).
+    pub seen_assertions: HashMap<String, i64>,
 }
 
 impl World {
@@ -170,6 +172,7 @@ impl World {
             faults: HashMap::new(),
             webhook_faults: WebhookFaults::default(),
             webhooks,
+            seen_assertions: HashMap::new(),
         }
     }
 

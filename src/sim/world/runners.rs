@@ -41,6 +41,14 @@ impl World {
         if exists {
             return Err(AddError::NameExists);
         }
+        if let Some(problem) = new.key.encoding_problem() {
+            let endpoint = if new.runner_admin {
+                crate::sim::endpoint::ADMIN_REGISTER
+            } else {
+                crate::sim::endpoint::AGENTS_ADD
+            };
+            self.violation(endpoint, Some(new.name.clone()), problem);
+        }
         let id = self.next_id();
         let seq = self.next_id();
         let agent = Agent {

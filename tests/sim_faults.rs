@@ -223,3 +223,80 @@ async fn forged_and_held_back_webhooks() {
     );
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn idle_sessions_expire_and_their_offers_are_rerouted() {
+    let cfg = SimConfig {
+        session_idle_timeout: Some(Duration::from_millis(400)),
+        long_poll_hold: Duration::from_millis(100),
+        ..SimConfig::default()
+    };
+    let (sim, c) = start(cfg).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::RS256).await;
+    let s = c
+        .call(
+            Method::POST,
+            &r.url(SESSIONS, &[("poolId", "1")]),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    let id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    assert_eq!(
+        sim.job(id).unwrap().offered_to.as_deref(),
+        Some(r.name.as_str())
+    );
+    // The runner went away without deleting its session.
+    let rerouted = sim
+        .wait_until(
+            |s| s.job(id).is_some_and(|j| j.offered_to.is_none()),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(rerouted);
+    assert!(!sim.runners()[0].online);
+    let poll = c
+        .call(
+            Method::GET,
+            &format!("{}?sessionId={sid}", r.url(MESSAGES, &[("poolId", "1")])),
+            Scheme::Bearer(&r.token),
+            None,
+        )
+        .await;
+    assert_eq!(poll.body["typeKey"], "TaskAgentSessionExpiredException");
+    // A new session works (no 409 forever after a crash).
+    let again = c
+        .call(
+            Method::POST,
+            &r.url(SESSIONS, &[("poolId", "1")]),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn a_runner_told_to_use_the_broker_gets_no_job_over_v1() {
+    let (sim, c) = start(SimConfig {
+        broker: megascaler::sim::BrokerMode::AgentProperties,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    let s = c
+        .call(
+            Method::POST,
+            &r.url(SESSIONS, &[("poolId", "1")]),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK);
+    assert!(violated(&sim, "told to use the broker"));
+    let id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    assert_eq!(sim.job(id).unwrap().offered_to, None);
+    sim.shutdown();
+}

@@ -32,6 +32,10 @@ pub struct SimConfig {
     pub assignment: Assignment,
     /// How long a message long poll is held when there is nothing to say (real: ≈50 s).
     pub long_poll_hold: Duration,
+    /// A session nobody polls for this long is dropped (its next poll answers
+    /// `TaskAgentSessionExpiredException` / `RunnerSessionInvalid`, untaken offers are
+    /// re-routed). Must exceed `long_poll_hold`. None: sessions live until deleted.
+    pub session_idle_timeout: Option<Duration>,
     /// `lockedUntil = now + lock_duration` at assignment and at every renewal.
     pub lock_duration: Duration,
     /// `plan.version` of job messages (≥ 8: the worker raises `JobCompleted` itself).
@@ -79,6 +83,7 @@ impl Default for SimConfig {
             check_run_id_in_message: true,
             assignment: Assignment::First,
             long_poll_hold: Duration::from_secs(2),
+            session_idle_timeout: Some(Duration::from_secs(300)),
             lock_duration: Duration::from_secs(600),
             plan_version: 12,
             webhook: None,

@@ -88,6 +88,8 @@ pub(crate) struct Session {
     pub broker: bool,
     pub key: Option<[u8; 32]>,
     pub owner_name: String,
+    /// Last poll (start or end); sessions idle for `session_idle_timeout` are dropped.
+    pub last_seen: DateTime<Utc>,
 }
 
 /// A job as the service tracks it.

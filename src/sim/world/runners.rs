@@ -77,6 +77,12 @@ impl World {
         Ok(agent)
     }
 
+    /// The runner was told to use the broker: `UseV2Flow`+`ServerUrlV2` on the agent, or it
+    /// registered through the runner-admin flow ("runner admin implies broker", §3.6).
+    pub fn must_use_broker(&self, agent: &Agent) -> bool {
+        agent.runner_admin || self.cfg.broker == crate::sim::config::BrokerMode::AgentProperties
+    }
+
     pub fn agent_by_name(&self, name: &str) -> Option<&Agent> {
         self.agents.values().find(|a| a.name == name)
     }
@@ -122,6 +128,7 @@ impl World {
             broker,
             key,
             owner_name,
+            last_seen: Utc::now(),
         };
         self.sessions.insert(session.id.clone(), session.clone());
         if let Some(agent) = self.agents.get_mut(&agent_id) {
@@ -146,6 +153,31 @@ impl World {
         }
         self.try_assign();
         true
+    }
+
+    /// Notes a poll on a session (it is alive).
+    pub fn touch_session(&mut self, session_id: &str) {
+        if let Some(s) = self.sessions.get_mut(session_id) {
+            s.last_seen = Utc::now();
+        }
+    }
+
+    /// Drops sessions nobody polled for `session_idle_timeout` (a runner that went away without
+    /// deleting its session); their untaken offers go back to the queue. True when any went.
+    pub fn expire_sessions(&mut self, now: chrono::DateTime<Utc>) -> bool {
+        let Some(timeout) = self.cfg.session_idle_timeout else {
+            return false;
+        };
+        let stale: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| crate::sim::tokens::after(s.last_seen, timeout) <= now)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &stale {
+            self.delete_session(id);
+        }
+        !stale.is_empty()
     }
 
     /// The broker session of a runner (the broker knows the runner from its token).

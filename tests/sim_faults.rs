@@ -85,6 +85,17 @@ async fn credentials_at_the_wrong_service_are_violations() {
         .await;
     assert_eq!(runner.status, StatusCode::UNAUTHORIZED);
     assert!(violated(&sim, "a runner OAuth token sent to the REST API"));
+    // A VSS call without an api-version anywhere is recorded (§2.2).
+    let bare = c
+        .http
+        .get(r.url(POOLS, &[]))
+        .header("User-Agent", UA)
+        .bearer_auth(&r.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::OK);
+    assert!(violated(&sim, "no api-version"));
     sim.shutdown();
 }
 

@@ -311,3 +311,32 @@ async fn a_runner_told_to_use_the_broker_gets_no_job_over_v1() {
     assert_eq!(sim.job(id).unwrap().offered_to, None);
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn replacing_an_agent_keeps_its_id() {
+    let (sim, c) = start(fast()).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::RS256).await;
+    let id = r.agent_id().to_string();
+    let key = RunnerKey::generate();
+    let body = json!({ "name": r.name, "labels": [ { "name": "gpu", "type": "user" } ],
+        "authorization": { "publicKey": { "exponent": key.exponent, "modulus": key.modulus } } });
+    let put = c
+        .call(
+            Method::PUT,
+            &r.url(AGENTS, &[("poolId", "1"), ("agentId", &id)]),
+            Scheme::Bearer(&r.jwt),
+            Some(body),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    assert_eq!(put.body["id"], r.agent["id"]);
+    assert_eq!(sim.runners()[0].labels, vec!["gpu".to_string()]);
+    // The new key signs the assertions now.
+    assert!(oauth(&c, &key, &put.body, Algorithm::RS256).await.is_ok());
+    assert!(
+        oauth(&c, &r.key, &put.body, Algorithm::RS256)
+            .await
+            .is_err()
+    );
+    sim.shutdown();
+}

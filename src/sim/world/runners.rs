@@ -77,6 +77,39 @@ impl World {
         Ok(agent)
     }
 
+    /// Replaces a registration in place (`PUT agents/{id}`): same id, new name, labels and
+    /// key; its session ends and an offer it never took goes back to the queue.
+    pub fn replace_agent(&mut self, id: u64, new: NewAgent) -> Result<Agent, AddError> {
+        let clash = self.agents.values().any(|a| {
+            a.id != id
+                && a.name.eq_ignore_ascii_case(&new.name)
+                && a.scope.eq_ignore_ascii_case(&new.scope)
+        });
+        if clash {
+            return Err(AddError::NameExists);
+        }
+        let Some(old) = self.agents.get(&id).cloned() else {
+            return Err(AddError::NameExists);
+        };
+        if let Some(session) = &old.session {
+            self.delete_session(session);
+        }
+        let seq = self.next_id();
+        let Some(agent) = self.agents.get_mut(&id) else {
+            return Err(AddError::NameExists);
+        };
+        agent.name = new.name;
+        agent.labels = new.labels;
+        agent.ephemeral = new.ephemeral;
+        agent.key = new.key;
+        agent.version = new.version;
+        agent.os_description = new.os_description;
+        agent.seq = seq;
+        let agent = agent.clone();
+        self.try_assign();
+        Ok(agent)
+    }
+
     /// The runner was told to use the broker: `UseV2Flow`+`ServerUrlV2` on the agent, or it
     /// registered through the runner-admin flow ("runner admin implies broker", §3.6).
     pub fn must_use_broker(&self, agent: &Agent) -> bool {

@@ -215,6 +215,16 @@ pub(crate) fn answer(
     response
 }
 
+/// An error answer to an authenticated call: GitHub counts it against the budget too.
+pub(crate) fn charge(shared: &Shared, auth: RestAuth, mut response: Response) -> Response {
+    if auth == RestAuth::Pat {
+        let mut w = shared.lock();
+        w.spend_rest(Utc::now());
+        rate_headers(&w, response.headers_mut());
+    }
+    response
+}
+
 pub(crate) fn labels_json(labels: &[String]) -> Value {
     Value::Array(
         labels
@@ -365,7 +375,7 @@ async fn one_runner(shared: &Shared, headers: &HeaderMap, scope: String, id: u64
     };
     match found {
         Some(b) => answer(shared, headers, auth, StatusCode::OK, Some(b)),
-        None => rest_error(StatusCode::NOT_FOUND, "Not Found"),
+        None => charge(shared, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
@@ -415,7 +425,7 @@ async fn remove_runner(shared: &Shared, headers: &HeaderMap, scope: String, id: 
         None
     });
     match refused {
-        Some(r) => r,
+        Some(r) => charge(shared, auth, r),
         None => answer(shared, headers, auth, StatusCode::NO_CONTENT, None),
     }
 }

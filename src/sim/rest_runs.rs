@@ -6,7 +6,7 @@
 
 use super::http::{SimState, begin, github_time, query_param, rest_error};
 use super::model::{JobStatus, SimJob, endpoint};
-use super::rest::{RestAuth, answer, authorize, paging};
+use super::rest::{RestAuth, answer, authorize, charge, paging};
 use super::server::Shared;
 use super::world::{Run, World};
 use axum::extract::{Path, Query};
@@ -208,7 +208,7 @@ pub(crate) async fn get_run(
     };
     match body {
         Some(b) => answer(&s, &h, auth, StatusCode::OK, Some(b)),
-        None => rest_error(StatusCode::NOT_FOUND, "Not Found"),
+        None => charge(&s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
@@ -226,13 +226,13 @@ async fn jobs_of(
     };
     let all = query_param(q, "filter") == Some("all");
     let (per_page, page) = paging(q);
-    let body = {
+    let body = 'body: {
         let w = s.lock();
         if w.runs
             .get(&run)
             .is_none_or(|x| !x.repository.eq_ignore_ascii_case(&repo))
         {
-            return rest_error(StatusCode::NOT_FOUND, "Not Found");
+            break 'body None;
         }
         let jobs: Vec<&SimJob> = match attempt {
             Some(n) => w
@@ -256,9 +256,12 @@ async fn jobs_of(
             .take(per_page)
             .map(|j| job_json(&w, j))
             .collect();
-        json!({ "total_count": total, "jobs": jobs })
+        Some(json!({ "total_count": total, "jobs": jobs }))
     };
-    answer(s, h, auth, StatusCode::OK, Some(body))
+    match body {
+        Some(body) => answer(s, h, auth, StatusCode::OK, Some(body)),
+        None => charge(s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
+    }
 }
 
 pub(crate) async fn run_jobs(
@@ -301,7 +304,7 @@ pub(crate) async fn get_job(
     };
     match body {
         Some(b) => answer(&s, &h, auth, StatusCode::OK, Some(b)),
-        None => rest_error(StatusCode::NOT_FOUND, "Not Found"),
+        None => charge(&s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
@@ -331,11 +334,15 @@ async fn cancel_with(s: &Shared, h: &HeaderMap, repo: String, run: u64, force: b
     });
     match outcome {
         Ok(()) => answer(s, h, auth, StatusCode::ACCEPTED, Some(json!({}))),
-        Err(StatusCode::CONFLICT) => rest_error(
-            StatusCode::CONFLICT,
-            "Cannot cancel a workflow run that is completed.",
+        Err(StatusCode::CONFLICT) => charge(
+            s,
+            auth,
+            rest_error(
+                StatusCode::CONFLICT,
+                "Cannot cancel a workflow run that is completed.",
+            ),
         ),
-        Err(code) => rest_error(code, "Not Found"),
+        Err(code) => charge(s, auth, rest_error(code, "Not Found")),
     }
 }
 
@@ -384,6 +391,6 @@ pub(crate) async fn rerun(
     });
     match outcome {
         Ok(_) => answer(&s, &h, auth, StatusCode::CREATED, Some(json!({}))),
-        Err(r) => r,
+        Err(r) => charge(&s, auth, r),
     }
 }

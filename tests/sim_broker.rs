@@ -402,3 +402,46 @@ async fn injected_messages_are_delivered_on_both_channels() {
     );
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn broker_migration_in_the_session_answer() {
+    let (sim, c) = start(SimConfig {
+        broker: BrokerMode::SessionMigration,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::RS256).await;
+    let v1 = c
+        .call(
+            Method::POST,
+            &r.url(SESSIONS, &[("poolId", "1")]),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(v1.status, StatusCode::OK);
+    let broker = v1.body["brokerMigrationMessage"]["brokerBaseUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job_id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    assert_eq!(
+        sim.job(job_id).unwrap().offered_to,
+        None,
+        "no job over the v1 session"
+    );
+    // Re-creating the session at the broker replaces the v1 one (no 409).
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{:?}", s.body);
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    let msg = poll(&c, &format!("{broker}message?sessionId={sid}"), &r.token).await;
+    run_service_job(&sim, &c, &broker, &r.token, &sid, &msg, job_id).await;
+    sim.shutdown();
+}

@@ -115,6 +115,9 @@ pub enum BrokerMode {
     AgentProperties,
     /// v1 polls answer `BrokerMigration`; the job is a `RunnerJobRequest` at the broker.
     MigrationMessage,
+    /// The v1 session answer carries `brokerMigrationMessage` (§4.1): the runner re-creates its
+    /// session at the broker (which replaces the v1 one); jobs go only to broker sessions.
+    SessionMigration,
 }
 
 /// Which of the idle online runners whose labels cover a job's labels gets it.

@@ -9,6 +9,7 @@ mod delivery;
 mod jobs;
 mod report;
 mod runners;
+mod runs;
 #[cfg(test)]
 mod tests;
 

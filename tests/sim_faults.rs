@@ -340,3 +340,46 @@ async fn replacing_an_agent_keeps_its_id() {
     );
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn unsure_variants_of_the_message_loop() {
+    let cfg = SimConfig {
+        broker: megascaler::sim::BrokerMode::AgentProperties,
+        empty_poll: megascaler::sim::EmptyPoll::NoContent,
+        should_acknowledge: false,
+        broker_session_agent: false,
+        require_fips: Some(true),
+        ..fast()
+    };
+    let (sim, c) = start(cfg).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::RS256).await;
+    assert!(violated(&sim, "RequireFipsCryptography=true"));
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert!(s.body.get("agent").is_none());
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    let url = format!("{broker}message?sessionId={sid}");
+    assert_eq!(
+        c.call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let m = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    let reference: Value = serde_json::from_str(m.body["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reference["should_acknowledge"], json!(false));
+    sim.shutdown();
+}

@@ -124,7 +124,10 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         .await;
     shared.update(|w| w.touch_session(&session_id));
     match polled {
-        None => StatusCode::ACCEPTED.into_response(),
+        None => {
+            let kind = shared.lock().cfg.empty_poll;
+            super::http::empty_poll(kind)
+        }
         Some(Err(r)) => r,
         Some(Ok(m)) => axum::Json(json!({
             "messageId": m.message_id,

@@ -105,7 +105,7 @@ impl World {
                             "runner_request_id": job.runner_request_id,
                             "run_service_url": url,
                             "billing_owner_id": "",
-                            "should_acknowledge": true,
+                            "should_acknowledge": self.cfg.should_acknowledge,
                         });
                         Some(out(Some(m.id), "RunnerJobRequest", body.to_string()))
                     }

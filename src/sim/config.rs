@@ -67,6 +67,10 @@ pub struct SimConfig {
     pub should_acknowledge: bool,
     /// Broker session answers include `agent` (a third-party report says they may not).
     pub broker_session_agent: bool,
+    /// `run_service_url` of `RunnerJobRequest`s differs from the job's `SystemVssConnection.url`
+    /// (§5.4 [UNSURE] "believed identical"): both serve the run service; calls through the
+    /// message's URL also count as `run.via_message_url`.
+    pub run_service_url_differs: bool,
     /// A `BrokerMigration` message carries a `messageId` (§4.1: possibly without [UNSURE]).
     pub migration_message_id: bool,
     /// Deleting a busy runner is refused with 422 (§3.8 [UNSURE]); when false it is deleted.
@@ -102,6 +106,7 @@ impl Default for SimConfig {
             assertion_algorithms: AssertionAlgorithms::Both,
             admin_auth: AdminAuth::Either,
             legacy_job_message: false,
+            run_service_url_differs: false,
             empty_poll: EmptyPoll::Accepted,
             should_acknowledge: true,
             broker_session_agent: true,

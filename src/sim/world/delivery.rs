@@ -98,7 +98,7 @@ impl World {
                         let url = if self.cfg.legacy_job_message {
                             String::new()
                         } else {
-                            self.run_service_url()
+                            self.message_run_service_url()
                         };
                         let body = json!({
                             "id": job.runner_request_id,

@@ -256,6 +256,15 @@ impl World {
         format!("{}_services/broker/", self.base)
     }
 
+    /// The `run_service_url` a `RunnerJobRequest` names (see `run_service_url_differs`).
+    pub fn message_run_service_url(&self) -> String {
+        if self.cfg.run_service_url_differs {
+            format!("{}_services/run-message/", self.base)
+        } else {
+            self.run_service_url()
+        }
+    }
+
     pub fn run_service_url(&self) -> String {
         format!("{}_services/run/", self.base)
     }

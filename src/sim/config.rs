@@ -213,6 +213,15 @@ pub struct WebhookFaults {
     /// Probability that a delivery is held back and sent after the next one.
     #[serde(default)]
     pub reorder: f64,
+    /// Probability that a delivery carries only the legacy `X-Hub-Signature` (SHA-1).
+    #[serde(default)]
+    pub unsigned: f64,
+    /// Probability that a delivery is form-encoded (`payload=<json>`), as GitHub can send.
+    #[serde(default)]
+    pub form_encoded: f64,
+    /// Extra delay for `in_progress` deliveries only (GitHub sends them 1-60 s late).
+    #[serde(default, with = "humantime_serde_millis")]
+    pub in_progress_delay: std::time::Duration,
     /// Probability that a delivery is signed with the wrong secret.
     #[serde(default)]
     pub bad_signature: f64,

@@ -70,6 +70,7 @@ pub(super) struct Runner {
     pub listener: Listener,
     pub migrated_session: bool,
     pub session: Option<Session>,
+    pub stale_session: Option<Session>,
     pub last_message_id: Option<u64>,
     pub events: mpsc::Sender<RunnerEnvelope>,
     pub commands: mpsc::Receiver<RunnerCommand>,
@@ -210,6 +211,7 @@ async fn setup(
         listener,
         migrated_session: false,
         session: None,
+        stale_session: None,
         last_message_id: None,
         events,
         commands,
@@ -291,7 +293,8 @@ impl Runner {
         }
     }
 
-    fn start_open(&self, delay: Duration) -> ActivityFuture {
+    fn start_open(&mut self, delay: Duration) -> ActivityFuture {
+        let stale = self.stale_session.take();
         let (http, listener, oauth, agent, key) = (
             self.shared.http.clone(),
             self.listener.clone(),
@@ -301,6 +304,11 @@ impl Runner {
         );
         Box::pin(async move {
             tokio::time::sleep(delay).await;
+            if let Some(old) = stale
+                && let Ok(t) = oauth.token().await
+            {
+                let _ = session::delete(&http, &listener, &t, &old.id).await;
+            }
             let r = async {
                 for attempt in 0..2 {
                     let token = oauth.token().await.map_err(OpenError::OAuth)?;
@@ -360,18 +368,11 @@ impl Runner {
         })
     }
 
+    /// Forgets the session; the next open deletes it first (best effort), so the delete can
+    /// never race the new session (the broker's delete names no session).
     pub(super) fn drop_session(&mut self) {
         if let Some(s) = self.session.take() {
-            let (http, listener, oauth) = (
-                self.shared.http.clone(),
-                self.listener.clone(),
-                Arc::clone(&self.oauth),
-            );
-            tokio::spawn(async move {
-                if let Ok(t) = oauth.token().await {
-                    let _ = session::delete(&http, &listener, &t, &s.id).await;
-                }
-            });
+            self.stale_session = Some(s);
         }
     }
 

@@ -318,6 +318,13 @@ async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) 
         if conclusion_for(&conclusion).is_none() {
             return run_error(StatusCode::BAD_REQUEST, "invalid conclusion");
         }
+        let issues: Vec<String> = field(&body, "annotations")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|a| field(a, "message")?.as_str().map(str::to_string))
+            .collect();
+        w.note_job(job, issues, Vec::new());
         let outputs = field(&body, "outputs").cloned();
         match w.complete(job, &conclusion, CompletionPath::CompleteJob, outputs) {
             Ok(()) => StatusCode::OK.into_response(),

@@ -92,6 +92,8 @@ impl World {
             orchestration_id: uuid::Uuid::new_v4().to_string(),
             request_id,
             outputs: None,
+            issues: Vec::new(),
+            log: Vec::new(),
             created_at: now,
             started_at: None,
             completed_at: None,
@@ -422,6 +424,14 @@ impl World {
         run.attempt += 1;
         let (run_id, attempt) = (run.id, run.attempt);
         Some(self.insert_job(spec, run_id, attempt, Utc::now()))
+    }
+
+    /// Records issues and log lines reported for a job (kept after completion, for tests).
+    pub fn note_job(&mut self, job_id: u64, issues: Vec<String>, log: Vec<String>) {
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.snapshot.issues.extend(issues);
+            job.snapshot.log.extend(log);
+        }
     }
 
     /// Abandons every job whose lock expired; true when anything changed.

@@ -53,15 +53,23 @@ async fn org_scope_tokens() {
 async fn runs_are_conditional_and_304_is_saved() {
     let (sim, gh) = start().await;
     let job = sim.queue_job(JobSpec::new(REPO, &["linux"]));
-    let Conditional::Modified { value, etag } = gh.list_workflow_runs(&repo(), "queued", None).await.unwrap() else {
+    let Conditional::Modified { value, etag } = gh
+        .list_workflow_runs(&repo(), "queued", None)
+        .await
+        .unwrap()
+    else {
         panic!("first request is never 304")
     };
     assert_eq!(value.workflow_runs.len(), 1);
     assert!(etag.is_some());
     // An unchanged answer is a free 304. (The simulator stamps runs with `updated_at = now`,
     // so an empty list is the stable answer to test this with.)
-    let Conditional::Modified { etag: idle_etag, .. } =
-        gh.list_workflow_runs(&repo(), "in_progress", None).await.unwrap()
+    let Conditional::Modified {
+        etag: idle_etag, ..
+    } = gh
+        .list_workflow_runs(&repo(), "in_progress", None)
+        .await
+        .unwrap()
     else {
         panic!("first request is never 304")
     };
@@ -90,7 +98,13 @@ async fn cancel_force_cancel_and_rerun() {
     let job = sim.queue_job(JobSpec::new(REPO, &["linux"]));
     let run = sim.job(job).unwrap().run_id;
     gh.cancel_run(&repo(), run).await.unwrap();
-    assert!(sim.wait_until(|s| s.job(job).is_some_and(|j| j.status == JobStatus::Completed), Duration::from_secs(10)).await);
+    assert!(
+        sim.wait_until(
+            |s| s.job(job).is_some_and(|j| j.status == JobStatus::Completed),
+            Duration::from_secs(10)
+        )
+        .await
+    );
     gh.force_cancel_run(&repo(), run).await.ok();
     assert_eq!(sim.counters().get(endpoint::RUN_FORCE_CANCEL), 1);
     gh.rerun_job(&repo(), job).await.unwrap();
@@ -100,7 +114,12 @@ async fn cancel_force_cancel_and_rerun() {
 #[tokio::test]
 async fn runners_list_by_name_and_delete() {
     let (sim, gh) = start().await;
-    assert!(gh.list_runners(&scope(&sim), None).await.unwrap().is_empty());
+    assert!(
+        gh.list_runners(&scope(&sim), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let missing = gh.delete_runner(&scope(&sim), 424242).await.unwrap_err();
     assert_eq!(missing.status(), Some(404));
 }
@@ -108,7 +127,13 @@ async fn runners_list_by_name_and_delete() {
 #[tokio::test]
 async fn e39_rate_limit_storm_honours_retry_after() {
     let (sim, gh) = start().await;
-    sim.inject(endpoint::REGISTRATION_TOKEN, Fault::RateLimited { retry_after_secs: 1 }, 2);
+    sim.inject(
+        endpoint::REGISTRATION_TOKEN,
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        2,
+    );
     gh.create_registration_token(&scope(&sim)).await.unwrap();
     assert_eq!(sim.counters().get(endpoint::REGISTRATION_TOKEN), 3);
 }
@@ -116,10 +141,26 @@ async fn e39_rate_limit_storm_honours_retry_after() {
 #[tokio::test]
 async fn e39_rate_limit_longer_than_allowed_is_reported() {
     let (sim, gh) = start().await;
-    sim.inject(endpoint::REGISTRATION_TOKEN, Fault::RateLimited { retry_after_secs: 3600 }, 1);
-    let e = gh.create_registration_token(&scope(&sim)).await.unwrap_err();
-    assert!(matches!(e, GitHubError::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 3600), "{e:?}");
-    assert_eq!(sim.counters().get(endpoint::REGISTRATION_TOKEN), 1, "no retry before the reset");
+    sim.inject(
+        endpoint::REGISTRATION_TOKEN,
+        Fault::RateLimited {
+            retry_after_secs: 3600,
+        },
+        1,
+    );
+    let e = gh
+        .create_registration_token(&scope(&sim))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, GitHubError::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 3600),
+        "{e:?}"
+    );
+    assert_eq!(
+        sim.counters().get(endpoint::REGISTRATION_TOKEN),
+        1,
+        "no retry before the reset"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +169,10 @@ async fn server_error_storm_is_retried_then_reported() {
     sim.inject(endpoint::RUNS_LIST, Fault::Status(502), 2);
     assert!(gh.list_workflow_runs(&repo(), "queued", None).await.is_ok());
     sim.inject(endpoint::RUNS_LIST, Fault::Status(503), 3);
-    let e = gh.list_workflow_runs(&repo(), "queued", None).await.unwrap_err();
+    let e = gh
+        .list_workflow_runs(&repo(), "queued", None)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(503));
     assert!(!e.to_string().contains(sim.pat()));
 }
@@ -137,7 +181,10 @@ async fn server_error_storm_is_retried_then_reported() {
 async fn wrong_pat_is_a_401_without_the_pat_in_the_error() {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
     let gh = GitHubClient::new(&sim.base_url(), Secret::new("ghp_wrong_and_secret"));
-    let e = gh.create_registration_token(&scope(&sim)).await.unwrap_err();
+    let e = gh
+        .create_registration_token(&scope(&sim))
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(401));
     assert!(!e.to_string().contains("ghp_wrong_and_secret"));
 }

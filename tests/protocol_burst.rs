@@ -11,7 +11,9 @@ use std::collections::HashSet;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_200_registrations_spends_one_pat_call() {
     let mut h = Harness::start(sim_config()).await;
-    let handles: Vec<_> = (0..200).map(|i| h.spawn(&["burst", if i % 2 == 0 { "even" } else { "odd" }])).collect();
+    let handles: Vec<_> = (0..200)
+        .map(|i| h.spawn(&["burst", if i % 2 == 0 { "even" } else { "odd" }]))
+        .collect();
     let mut listening = HashSet::new();
     for r in &handles {
         h.expect(&r.name, "Listening", is_listening).await;
@@ -21,7 +23,11 @@ async fn burst_of_200_registrations_spends_one_pat_call() {
     let c = h.sim.counters();
     assert_eq!(c.pat_calls, 1, "{c:?}");
     assert_eq!(c.get(endpoint::REGISTRATION_TOKEN), 1);
-    assert_eq!(c.get(endpoint::RUNNER_REGISTRATION), 1, "one JWT for the burst");
+    assert_eq!(
+        c.get(endpoint::RUNNER_REGISTRATION),
+        1,
+        "one JWT for the burst"
+    );
     assert_eq!(c.get(endpoint::POOLS_LIST), 1, "pool id cached per tenant");
     assert_eq!(c.get(endpoint::AGENTS_ADD), 200);
     assert_eq!(h.sim.runners().len(), 200);

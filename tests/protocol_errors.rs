@@ -22,6 +22,14 @@ async fn listening(h: &mut Harness, labels: &[&str]) -> megascaler::protocol::Ru
     r
 }
 
+fn alg_of(h: &Harness, runner: &str) -> Option<String> {
+    h.sim
+        .runners()
+        .into_iter()
+        .find(|r| r.name == runner)
+        .and_then(|r| r.assertion_alg)
+}
+
 /// Waits until a new session was created (the fault was consumed and handled).
 async fn recreated(h: &Harness, create: &'static str, before: u64) -> bool {
     h.sim
@@ -55,8 +63,20 @@ async fn rs256_when_fips_is_not_required() {
         1,
         "RS256 accepted at once"
     );
+    assert_eq!(alg_of(&h, &r.name).as_deref(), Some("RS256"));
     job_roundtrip(&mut h, &r, &["a"]).await;
     h.assert_no_violations();
+}
+
+#[tokio::test]
+async fn ps256_when_fips_is_required_even_if_rs256_is_accepted() {
+    let cfg = SimConfig {
+        require_fips: Some(true),
+        ..sim_config()
+    };
+    let mut h = Harness::start(cfg).await;
+    let r = listening(&mut h, &["a"]).await;
+    assert_eq!(alg_of(&h, &r.name).as_deref(), Some("PS256"));
 }
 
 #[tokio::test]
@@ -72,6 +92,7 @@ async fn ps256_by_default() {
         1,
         "PS256 accepted at once"
     );
+    assert_eq!(alg_of(&h, &r.name).as_deref(), Some("PS256"));
     job_roundtrip(&mut h, &r, &["a"]).await;
 }
 
@@ -89,6 +110,7 @@ async fn invalid_client_retries_once_with_the_other_algorithm() {
         2,
         "PS256 refused, RS256 accepted"
     );
+    assert_eq!(alg_of(&h, &r.name).as_deref(), Some("RS256"));
     job_roundtrip(&mut h, &r, &["a"]).await;
 }
 

@@ -37,6 +37,13 @@ async fn v1_plain_job_failed_by_megascaler_completes_with_plan_event() {
     assert_eq!(sj.status, JobStatus::Completed);
     assert_eq!(sj.conclusion.as_deref(), Some("failure"));
     assert_eq!(sj.completed_via, Some(CompletionPath::PlanEvent));
+    assert!(
+        sj.issues
+            .iter()
+            .any(|i| i.contains("worker crashed: exit 3")),
+        "{:?}",
+        sj.issues
+    );
     h.assert_no_violations();
 }
 
@@ -85,6 +92,11 @@ async fn run_and_fail(
     .await;
     assert!(matches!(h.terminal(&r.name).await, RunnerEvent::Removed));
     let sj = h.sim.job(job_id).unwrap();
+    assert!(
+        sj.issues.iter().any(|i| i.contains("worker exited with 1")),
+        "the reason is in the job's log: {:?}",
+        sj.issues
+    );
     (h, sj, job)
 }
 
@@ -241,4 +253,56 @@ async fn labels_are_exactly_the_jobs_and_names_are_ours() {
     assert_eq!(status.len(), 1);
     assert!(status[0].registration_token_expires.is_some() && status[0].jwt_expires.is_some());
     assert_eq!(status[0].oauth_tokens, 1);
+}
+
+#[tokio::test]
+async fn megascaler_context_spliced_into_a_real_job_message() {
+    use megascaler::protocol::context::{ctx_lookup, ctx_u64};
+    use megascaler::protocol::{MegascalerContext, parse_job_identity, splice_megascaler_context};
+    let mut h = Harness::start(sim_config()).await;
+    let r = h.spawn(&["linux"]);
+    h.expect(&r.name, "Listening", is_listening).await;
+    let job_id = h.sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let RunnerEvent::JobReceived(job) = h.expect(&r.name, "JobReceived", is_job).await else {
+        unreachable!()
+    };
+    let ctx = MegascalerContext {
+        job_id,
+        job_url: format!("{}{REPO}/actions/runs/1/job/{job_id}", h.sim.base_url()),
+        run_url: format!("{}repos/{REPO}/actions/runs/1", h.sim.api_url()),
+        labels: vec!["linux".into()],
+        job_display_name: String::new(),
+    };
+    let out = splice_megascaler_context(&job.message, &ctx).unwrap();
+    assert_eq!(
+        parse_job_identity(&out).unwrap(),
+        job.identity,
+        "identity untouched"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let orig: serde_json::Value = serde_json::from_str(&job.message).unwrap();
+    let ms = ctx_lookup(&doc["contextData"]["github"], "megascaler").expect("spliced");
+    assert_eq!(ctx_u64(ctx_lookup(ms, "jobid").unwrap()), Some(job_id));
+    assert_eq!(
+        ctx_lookup(ms, "jobDisplayName").unwrap(),
+        &orig["jobDisplayName"]
+    );
+    let ms_text = ms.to_string();
+    for (_, v) in orig["variables"].as_object().unwrap() {
+        if v["isSecret"] == true {
+            let secret = v["value"].as_str().unwrap();
+            assert!(
+                !ms_text.contains(secret),
+                "secret variable leaked into github.megascaler"
+            );
+        }
+    }
+    // Everything outside contextData.github is byte-identical.
+    let mut a = doc.clone();
+    let mut b = orig.clone();
+    a["contextData"]["github"] = serde_json::Value::Null;
+    b["contextData"]["github"] = serde_json::Value::Null;
+    assert_eq!(a, b);
+    r.worker_finished(WorkerOutcome::Reported).await;
+    h.terminal(&r.name).await;
 }

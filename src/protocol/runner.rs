@@ -76,6 +76,8 @@ pub(super) struct Runner {
     pub commands: mpsc::Receiver<RunnerCommand>,
     pub job: Option<ActiveJob>,
     pub stop_requested: bool,
+    /// False once the dispatcher dropped its end: nothing more to read.
+    pub commands_open: bool,
     pub listening: bool,
     pub announced: bool,
     pub next_delay: Duration,
@@ -217,6 +219,7 @@ async fn setup(
         commands,
         job: None,
         stop_requested: false,
+        commands_open: true,
         listening: true,
         announced: false,
         next_delay: Duration::ZERO,
@@ -272,7 +275,7 @@ impl Runner {
                 });
             }
             let step = tokio::select! {
-                cmd = self.commands.recv() => self.on_command(cmd).await,
+                cmd = self.commands.recv(), if self.commands_open => self.on_command(cmd).await,
                 ev = next_renew(&mut self.job) => { self.on_renew(ev).await; Step::Continue }
                 a = run_activity(&mut act) => {
                     act = None;
@@ -377,6 +380,9 @@ impl Runner {
     }
 
     async fn on_command(&mut self, cmd: Option<RunnerCommand>) -> Step {
+        if cmd.is_none() {
+            self.commands_open = false;
+        }
         match cmd {
             None if self.job.is_some() => {
                 if let Some(j) = self.job.take() {

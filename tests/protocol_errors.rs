@@ -601,3 +601,84 @@ async fn token_expiry_mid_run_is_survived() {
     .await;
     h.terminal(&r.name).await;
 }
+
+#[tokio::test]
+async fn e1_every_request_carries_our_user_agent() {
+    let mut h = Harness::start(sim_config()).await;
+    let r = listening(&mut h, &["a"]).await;
+    job_roundtrip(&mut h, &r, &["a"]).await;
+    // The simulator records a violation for any request without a User-Agent, and without
+    // one runner-registration would have answered an unusable `/rest` tenant.
+    assert!(
+        !h.sim
+            .violations()
+            .iter()
+            .any(|v| v.message.contains("User-Agent"))
+    );
+    h.assert_no_violations();
+}
+
+#[tokio::test]
+async fn e4_duplicate_runner_name_fails_that_runner() {
+    use megascaler::protocol::api::RunnerRequest;
+    let mut h = Harness::start(sim_config()).await;
+    let first = listening(&mut h, &["a"]).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let req = RunnerRequest {
+        scope_url: h.scope_url(),
+        labels: vec!["a".into()],
+        name: first.name.clone(),
+    };
+    let _dup = h.fleet.spawn(req, tx);
+    let ev = tokio::time::timeout(WAIT, async {
+        loop {
+            match rx.recv().await.map(|e| e.event) {
+                Some(e @ RunnerEvent::Failed { .. }) => return e,
+                Some(_) => {}
+                None => panic!("channel closed"),
+            }
+        }
+    })
+    .await
+    .expect("the duplicate fails");
+    assert!(
+        matches!(&ev, RunnerEvent::Failed { reason } if reason.contains("TaskAgentExistsException")),
+        "{ev:?}"
+    );
+    assert_eq!(h.sim.runners().len(), 1);
+}
+
+#[tokio::test]
+async fn e15_no_successful_poll_for_too_long_recreates_the_session() {
+    let mut t = fast_tunables();
+    t.session_stale = std::time::Duration::from_millis(100);
+    let mut h = Harness::start_with(sim_config(), t).await;
+    let r = listening(&mut h, &["a"]).await;
+    let before = h.sim.counters().get(endpoint::SESSIONS_CREATE);
+    let polls = h.sim.counters().get(endpoint::MESSAGES_GET);
+    h.sim.inject(endpoint::MESSAGES_GET, Fault::Status(500), 12);
+    assert!(recreated(&h, endpoint::SESSIONS_CREATE, before).await);
+    // Queue the job once the storm is over (an offer lost to a failed poll would mark this
+    // one-job runner as used in the simulator).
+    assert!(
+        h.sim
+            .wait_until(
+                |s| s.counters().get(endpoint::MESSAGES_GET) > polls + 13,
+                WAIT
+            )
+            .await
+    );
+    job_roundtrip(&mut h, &r, &["a"]).await;
+}
+
+#[tokio::test]
+async fn runner_deleted_server_side_while_its_job_runs() {
+    let mut h = Harness::start(sim_config()).await;
+    let r = listening(&mut h, &["a"]).await;
+    h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    h.expect(&r.name, "JobReceived", is_job).await;
+    assert!(h.sim.delete_runner(&r.name));
+    // The job is not dropped on the floor: the runner keeps it until the worker reports.
+    r.worker_finished(WorkerOutcome::Reported).await;
+    assert!(matches!(h.terminal(&r.name).await, RunnerEvent::Removed));
+}

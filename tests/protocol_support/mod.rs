@@ -114,8 +114,11 @@ impl Harness {
                     }
                 }
                 _ => panic!(
-                    "runner {runner}: no `{what}` event; saw {:#?}",
-                    self.events_of(runner)
+                    "runner {runner}: no `{what}` event; saw {:#?}\nsim counters {:?}\nrunners {:?}\njobs {:?}",
+                    self.events_of(runner),
+                    self.sim.counters(),
+                    self.sim.runners(),
+                    self.sim.jobs()
                 ),
             }
         }

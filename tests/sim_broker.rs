@@ -315,3 +315,90 @@ async fn runner_admin_delete_with_remove_token() {
     assert!(sim.runners().is_empty());
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn legacy_job_message_without_a_run_service_url() {
+    let (sim, c) = start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        legacy_job_message: true,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    let id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let msg = poll(&c, &format!("{broker}message?sessionId={sid}"), &r.token).await;
+    let reference: Value = serde_json::from_str(msg["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reference["run_service_url"], "");
+    let rid = reference["runner_request_id"].as_str().unwrap();
+    let url = r.url(
+        "25adab70-1379-4186-be8e-b643061ebe3a",
+        &[("messageId", rid)],
+    );
+    let job = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(job.status, StatusCode::OK, "{:?}", job.body);
+    assert_eq!(job.body["messageType"], "RunnerJobRequest");
+    assert_eq!(sim.job(id).unwrap().status, JobStatus::InProgress);
+    let again = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn injected_messages_are_delivered_on_both_channels() {
+    let (sim, c) = start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    assert!(sim.send_message(&r.name, "ForceTokenRefresh", ""));
+    assert!(sim.send_message(&r.name, "SomethingNew", "{\"x\":1}"));
+    assert!(!sim.send_message("nobody", "AgentRefresh", ""));
+    let url = format!("{broker}message?sessionId={sid}");
+    let first = poll(&c, &url, &r.token).await;
+    assert_eq!(first["messageType"], "ForceTokenRefresh");
+    let second = poll(&c, &url, &r.token).await;
+    assert_eq!(
+        (second["messageType"].as_str(), second["body"].as_str()),
+        (Some("SomethingNew"), Some("{\"x\":1}"))
+    );
+    let empty = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(
+        empty.status,
+        StatusCode::ACCEPTED,
+        "broker messages are consumed when delivered"
+    );
+    sim.shutdown();
+}

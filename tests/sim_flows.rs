@@ -355,6 +355,8 @@ async fn issues_logs_and_assertion_algorithm_are_recorded() {
     let (sim, c) = start(fast()).await;
     let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
     assert_eq!(sim.runners()[0].assertion_alg.as_deref(), Some("PS256"));
+    let secrets = sim.issued_secrets();
+    assert!(secrets.contains(&r.token) && secrets.contains(&r.jwt));
     let s = c
         .call(
             Method::POST,

@@ -12,7 +12,7 @@ use super::http::{
 use super::model::{CompletionPath, endpoint};
 use super::server::Shared;
 use super::sessions::{open_session, runner_of};
-use super::world::{Channel, InboxKind, SessionError, TakeError, conclusion_for};
+use super::world::{AcquireError, Channel, JobFlow, ReportError, SessionError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -117,7 +117,8 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
             if !w.sessions.contains_key(&session_id) {
                 return Some(Err(session_invalid()));
             }
-            w.next_message(agent, Channel::Broker).map(Ok)
+            w.next_message(agent, Channel::Broker, &session_id, None)
+                .map(Ok)
         })
         .await;
     match polled {
@@ -206,39 +207,16 @@ async fn acquire_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -
             Ok(_) => return run_error(StatusCode::NOT_FOUND, "runner not found"),
             Err(r) => return r,
         };
-        let name = runner_name(w, agent);
-        let Some(job) = job_by_request(w, &request) else {
-            return run_error(StatusCode::NOT_FOUND, "job not found");
-        };
-        if w.agents.get(&agent).is_some_and(|a| a.taken.contains(&job))
-            && w.jobs
-                .get(&job)
-                .is_some_and(|j| j.snapshot.runner_id.is_some())
-        {
-            return run_error(StatusCode::CONFLICT, "job already acquired");
-        }
-        match w.take(job, agent, endpoint::ACQUIRE_JOB) {
-            Ok(()) => {}
-            Err(TakeError::NotYours) => {
-                w.violation(
-                    endpoint::ACQUIRE_JOB,
-                    name,
-                    format!("acquired runner request {request} that was not offered to it"),
-                );
-                return run_error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "job assignment is invalid",
-                );
+        match w.acquire(agent, &request, endpoint::ACQUIRE_JOB) {
+            Ok(message) => axum::Json(message).into_response(),
+            Err(AcquireError::NotFound) => run_error(StatusCode::NOT_FOUND, "job not found"),
+            Err(AcquireError::AlreadyAcquired) => {
+                run_error(StatusCode::CONFLICT, "job already acquired")
             }
-            Err(_) => return run_error(StatusCode::NOT_FOUND, "job not found"),
-        }
-        w.start(job);
-        if let Some(a) = w.agents.get_mut(&agent) {
-            a.inbox.retain(|m| m.kind != InboxKind::Job(job));
-        }
-        match w.jobs.get(&job).and_then(|j| j.message.clone()) {
-            Some(m) => axum::Json(m).into_response(),
-            None => run_error(StatusCode::NOT_FOUND, "job not found"),
+            Err(AcquireError::NotYours) => run_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "job assignment is invalid",
+            ),
         }
     })
 }
@@ -283,6 +261,9 @@ async fn renew_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -> 
             Ok(j) => j,
             Err(r) => return r,
         };
+        if !w.check_flow(job, JobFlow::RunService, endpoint::RENEW_JOB, None) {
+            return run_error(StatusCode::NOT_FOUND, "job not found");
+        }
         match w.renew(job) {
             Ok(until) => axum::Json(json!({ "lockedUntil": until.to_rfc3339() })).into_response(),
             Err(_) => run_error(StatusCode::NOT_FOUND, "job not found"),
@@ -304,19 +285,33 @@ async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) 
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
-        if conclusion.chars().any(|c| c.is_ascii_uppercase()) {
+        // Every enum of the body must be lower-case (GAR-git 3a99070), not only `conclusion`.
+        let nested: Vec<String> = [
+            ("stepResults", "status"),
+            ("stepResults", "conclusion"),
+            ("annotations", "level"),
+        ]
+        .iter()
+        .flat_map(|(list, key)| {
+            field(&body, list)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(move |e| field(e, key)?.as_str())
+        })
+        .filter(|v| v.chars().any(|c| c.is_ascii_uppercase()))
+        .map(str::to_string)
+        .collect();
+        if !nested.is_empty() {
             w.violation(
                 endpoint::COMPLETE_JOB,
                 None,
-                format!("completejob conclusion {conclusion:?} is not lower-case"),
+                format!("completejob enums {nested:?} are not lower-case"),
             );
             return run_error(
                 StatusCode::BAD_REQUEST,
-                "invalid conclusion: enums must be lower-case",
+                "invalid enum value: enums must be lower-case",
             );
-        }
-        if conclusion_for(&conclusion).is_none() {
-            return run_error(StatusCode::BAD_REQUEST, "invalid conclusion");
         }
         let issues: Vec<String> = field(&body, "annotations")
             .and_then(|v| v.as_array())
@@ -324,18 +319,25 @@ async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) 
             .flatten()
             .filter_map(|a| field(a, "message")?.as_str().map(str::to_string))
             .collect();
-        w.note_job(job, issues, Vec::new());
         let outputs = field(&body, "outputs").cloned();
-        match w.complete(job, &conclusion, CompletionPath::CompleteJob, outputs) {
-            Ok(()) => StatusCode::OK.into_response(),
-            Err(_) => {
-                w.violation(
-                    endpoint::COMPLETE_JOB,
-                    None,
-                    "completejob for a job that already ended",
-                );
-                run_error(StatusCode::NOT_FOUND, "job not found")
+        let path = CompletionPath::CompleteJob;
+        match w.report_completion(
+            job,
+            &conclusion,
+            path,
+            outputs,
+            endpoint::COMPLETE_JOB,
+            None,
+        ) {
+            Ok(_) => {
+                w.note_job(job, issues, Vec::new());
+                StatusCode::OK.into_response()
             }
+            Err(ReportError::BadResult) => run_error(
+                StatusCode::BAD_REQUEST,
+                "invalid conclusion: enums must be lower-case TaskResult names",
+            ),
+            Err(_) => run_error(StatusCode::NOT_FOUND, "job not found"),
         }
     })
 }

@@ -170,7 +170,10 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential {
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.split_once(':').map(|(_, p)| p.to_string()))
             .map_or(Credential::Other("Basic".into()), Credential::Basic),
-        other => Credential::Other(other.to_string()),
+        // Only known scheme names are kept: an unknown one may be a bare token, which must
+        // never reach a violation message or a log line.
+        "digest" | "negotiate" | "ntlm" | "oauth" => Credential::Other(scheme.to_ascii_lowercase()),
+        _ => Credential::Other("unknown scheme".to_string()),
     }
 }
 

@@ -231,6 +231,7 @@ pub enum Fault {
 pub enum TokenKind {
     RegistrationTokens,
     Jwts,
+    #[serde(rename = "oauth_tokens")]
     OAuthTokens,
     JobTokens,
 }
@@ -265,6 +266,7 @@ pub mod endpoint {
     pub const MESSAGES_GET: &str = "pipelines.messages.get";
     pub const MESSAGES_DELETE: &str = "pipelines.messages.delete";
     pub const JOB_REQUEST_UPDATE: &str = "pipelines.jobrequests.update";
+    pub const LEGACY_JOB_MESSAGE: &str = "pipelines.runnerjobrequests.get";
     pub const PLAN_EVENTS: &str = "pipelines.plan_events";
     pub const TIMELINE: &str = "pipelines.timeline";
     pub const LOGS: &str = "pipelines.logs";

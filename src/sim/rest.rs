@@ -295,7 +295,7 @@ async fn list_runners(
         let total = all.len();
         let runners: Vec<Value> = all
             .into_iter()
-            .skip((page - 1) * per_page)
+            .skip(page.saturating_sub(1).saturating_mul(per_page))
             .take(per_page)
             .collect();
         json!({ "total_count": total, "runners": runners })

@@ -11,7 +11,10 @@ use super::http::{Family, SimState, begin, field, json_body, query_param, vss_er
 use super::model::{CompletionPath, endpoint};
 use super::pipelines::agent_not_found;
 use super::server::Shared;
-use super::world::{Channel, InboxKind, JobFlow, Outgoing, SessionError, TakeError, World};
+use super::world::{
+    AcquireError, Channel, InboxKind, JobFlow, Outgoing, ReportError, SessionError, TakeError,
+    World,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -44,6 +47,10 @@ pub(crate) fn routes(dt: &str) -> Router<Arc<Shared>> {
         .route(
             &format!("{dt}/pools/{{pool}}/jobrequests/{{request}}"),
             patch(update_job_request),
+        )
+        .route(
+            &format!("{dt}/runnerjobrequests/{{message}}"),
+            get(legacy_job_message),
         )
 }
 
@@ -183,6 +190,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         return r;
     }
     let session_id = query_param(&q, "sessionId").unwrap_or_default().to_string();
+    let last_message_id = query_param(&q, "lastMessageId").and_then(|v| v.parse::<u64>().ok());
     let (agent, hold, bom) = match shared.update(|w| {
         let agent = runner_of(w, &headers, endpoint::MESSAGES_GET, Family::Vss)?;
         if w.sessions
@@ -205,7 +213,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
                 return Some(Poll::Gone(session_expired()));
             };
             let key = session.key;
-            w.next_message(agent, Channel::Pipelines)
+            w.next_message(agent, Channel::Pipelines, &session_id, last_message_id)
                 .map(|m| Poll::Message(m, key))
         })
         .await;
@@ -243,8 +251,22 @@ async fn delete_message(
             .and_then(|a| a.inbox.iter().find(|m| m.id == message))
             .cloned()
         else {
+            let name = runner_name(w, agent);
+            if w.agents
+                .get(&agent)
+                .is_some_and(|a| a.deleted_messages.contains(&message))
+            {
+                w.violation(
+                    endpoint::MESSAGES_DELETE,
+                    name,
+                    format!("message {message} deleted (acknowledged) twice"),
+                );
+            }
             return StatusCode::OK.into_response();
         };
+        if let Some(a) = w.agents.get_mut(&agent) {
+            a.deleted_messages.push(message);
+        }
         match found.kind {
             InboxKind::Job(job) => {
                 let migrated = w
@@ -266,7 +288,7 @@ async fn delete_message(
                     }
                 }
             }
-            InboxKind::Cancel(_) => {
+            InboxKind::Cancel(_) | InboxKind::Other { .. } => {
                 if let Some(a) = w.agents.get_mut(&agent) {
                     a.inbox.retain(|m| m.id != message);
                 }
@@ -307,6 +329,26 @@ async fn update_job_request(
         else {
             return job_not_found();
         };
+        let name = runner_name(w, agent);
+        if !w.check_flow(job, JobFlow::Pipelines, endpoint::JOB_REQUEST_UPDATE, name) {
+            return job_not_found();
+        }
+        if field(&body, "requestId")
+            .and_then(|v| v.as_u64())
+            .is_some_and(|r| r != request)
+        {
+            let name = runner_name(w, agent);
+            w.violation(
+                endpoint::JOB_REQUEST_UPDATE,
+                name,
+                "body requestId differs from the path",
+            );
+            return vss_error(
+                StatusCode::BAD_REQUEST,
+                "ArgumentException",
+                "requestId mismatch",
+            );
+        }
         if let Err(e) = w.take(job, agent, endpoint::JOB_REQUEST_UPDATE) {
             if e == TakeError::NotYours {
                 let name = runner_name(w, agent);
@@ -323,11 +365,25 @@ async fn update_job_request(
             .and_then(|v| v.as_str())
             .map(str::to_string);
         if finish {
-            let result = result.unwrap_or_else(|| "failed".to_string());
-            return match w.complete(job, &result, CompletionPath::JobRequestFinish, None) {
-                Ok(()) => {
+            let result = result.unwrap_or_default();
+            let name = runner_name(w, agent);
+            let path = CompletionPath::JobRequestFinish;
+            return match w.report_completion(
+                job,
+                &result,
+                path,
+                None,
+                endpoint::JOB_REQUEST_UPDATE,
+                name,
+            ) {
+                Ok(_) => {
                     axum::Json(json!({ "requestId": request, "result": result })).into_response()
                 }
+                Err(ReportError::BadResult) => vss_error(
+                    StatusCode::BAD_REQUEST,
+                    "ArgumentException",
+                    "unknown result",
+                ),
                 Err(_) => job_not_found(),
             };
         }
@@ -347,6 +403,32 @@ async fn update_job_request(
                 }))
                 .into_response()
             }
+            Err(_) => job_not_found(),
+        }
+    })
+}
+
+/// The legacy way to fetch a `RunnerJobRequest` without a run service URL (§5.1).
+async fn legacy_job_message(
+    State(shared): SimState,
+    Path(message): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = begin(&shared, endpoint::LEGACY_JOB_MESSAGE, &headers).await {
+        return r;
+    }
+    shared.update(|w| {
+        let agent = match runner_of(w, &headers, endpoint::LEGACY_JOB_MESSAGE, Family::Vss) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        match w.acquire(agent, &message, endpoint::LEGACY_JOB_MESSAGE) {
+            Ok(m) => axum::Json(m).into_response(),
+            Err(AcquireError::AlreadyAcquired) => vss_error(
+                StatusCode::CONFLICT,
+                "TaskAgentJobAlreadyAcquiredException",
+                "The job was already acquired.",
+            ),
             Err(_) => job_not_found(),
         }
     })

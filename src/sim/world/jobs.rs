@@ -111,7 +111,7 @@ impl World {
                 offered_to: None,
                 job_token: None,
                 message: None,
-                cancel_requested: false,
+                cancel_deadline: None,
             },
         );
         self.emit_job("queued", id);
@@ -152,7 +152,8 @@ impl World {
                     labels: &a.labels,
                     registered_seq: a.seq,
                     online: a.session.is_some(),
-                    had_job: a.had_job,
+                    busy: a.job.is_some(),
+                    had_job: a.ephemeral && a.had_job,
                     scope: &a.scope,
                 })
                 .collect();
@@ -230,6 +231,7 @@ impl World {
                 id: message_id,
                 kind: InboxKind::Job(job_id),
                 migration_deleted: false,
+                broker_delivered_to: None,
             });
         }
         true
@@ -258,6 +260,8 @@ impl World {
         if let Some(a) = self.agents.get_mut(&agent.id) {
             a.job = None;
             a.inbox.retain(|m| m.kind != InboxKind::Job(job_id));
+            // An offer that never reached the runner does not use up its one job.
+            a.had_job = !a.taken.is_empty();
         }
     }
 
@@ -277,14 +281,28 @@ impl World {
         if agent.taken.contains(&job_id) {
             return Ok(());
         }
+        // One job per ephemeral runner; one at a time for the others (maxParallelism 1).
+        let ephemeral = agent.ephemeral;
+        let earlier: Vec<u64> = agent.taken.clone();
         agent.taken.push(job_id);
-        if agent.taken.len() > 1 {
+        let second = earlier.iter().any(|j| {
+            ephemeral
+                || self
+                    .jobs
+                    .get(j)
+                    .is_some_and(|j| j.snapshot.status != JobStatus::Completed)
+        });
+        if second {
+            let Some(agent) = self.agents.get(&agent_id) else {
+                return Ok(());
+            };
             let name = agent.name.clone();
-            self.violation(
-                endpoint,
-                Some(name),
-                format!("a one-job runner took a second job ({job_id})"),
-            );
+            let what = if ephemeral {
+                "a one-job runner took a second job"
+            } else {
+                "a runner took a second job while busy"
+            };
+            self.violation(endpoint, Some(name), format!("{what} ({job_id})"));
         }
         Ok(())
     }
@@ -332,6 +350,20 @@ impl World {
         outputs: Option<serde_json::Value>,
     ) -> Result<(), TakeError> {
         let now = Utc::now();
+        // A job its runner took but never renewed still ran on that runner: `in_progress`
+        // (with the runner) comes before `completed`, unlike a job cancelled while queued.
+        let taken = self
+            .jobs
+            .get(&job_id)
+            .and_then(|j| j.offered_to)
+            .is_some_and(|a| {
+                self.agents
+                    .get(&a)
+                    .is_some_and(|a| a.taken.contains(&job_id))
+            });
+        if taken {
+            self.start(job_id);
+        }
         let job = self.jobs.get_mut(&job_id).ok_or(TakeError::NotFound)?;
         if job.snapshot.status == JobStatus::Completed {
             return Err(TakeError::Completed);
@@ -348,13 +380,16 @@ impl World {
             && let Some(agent) = self.agents.get_mut(&agent_id)
         {
             agent.job = None;
-            agent.inbox.retain(|m| match m.kind {
-                InboxKind::Job(j) | InboxKind::Cancel(j) => j != job_id,
+            agent.inbox.retain(|m| match &m.kind {
+                InboxKind::Job(j) | InboxKind::Cancel(j) => *j != job_id,
+                InboxKind::Other { .. } => true,
             });
             if agent.ephemeral {
                 self.delete_agent(agent_id);
             }
         }
+        // A non-ephemeral runner is idle again.
+        self.try_assign();
         Ok(())
     }
 
@@ -364,6 +399,7 @@ impl World {
         if !self.runs.contains_key(&run_id) {
             return false;
         }
+        let cancel_timeout = self.cfg.cancel_timeout;
         let ids: Vec<u64> = self
             .jobs
             .values()
@@ -390,13 +426,14 @@ impl World {
             }
             let message_id = self.next_id();
             if let Some(job) = self.jobs.get_mut(&id) {
-                job.cancel_requested = true;
+                job.cancel_deadline = Some(after(Utc::now(), cancel_timeout));
             }
             if let Some(agent) = offered.and_then(|a| self.agents.get_mut(&a)) {
                 agent.inbox.push_back(InboxMessage {
                     id: message_id,
                     kind: InboxKind::Cancel(id),
                     migration_deleted: false,
+                    broker_delivered_to: None,
                 });
             }
             if force {
@@ -434,32 +471,29 @@ impl World {
         }
     }
 
-    /// Abandons every job whose lock expired; true when anything changed.
+    /// Abandons every job whose lock expired, and completes as cancelled every job whose
+    /// runner did not finish it within the cancel timeout; true when anything changed.
     pub fn expire_locks(&mut self, now: DateTime<Utc>) -> bool {
-        let expired: Vec<u64> = self
-            .jobs
-            .values()
-            .filter(|j| j.snapshot.status != JobStatus::Completed)
-            .filter(|j| j.snapshot.locked_until.is_some_and(|l| l <= now))
+        let open = || {
+            self.jobs
+                .values()
+                .filter(|j| j.snapshot.status != JobStatus::Completed)
+        };
+        let cancelled: Vec<u64> = open()
+            .filter(|j| j.cancel_deadline.is_some_and(|d| d <= now))
             .map(|j| j.snapshot.id)
             .collect();
+        let expired: Vec<u64> = open()
+            .filter(|j| j.snapshot.locked_until.is_some_and(|l| l <= now))
+            .map(|j| j.snapshot.id)
+            .filter(|id| !cancelled.contains(id))
+            .collect();
+        for id in &cancelled {
+            let _ = self.complete(*id, "canceled", CompletionPath::Cancelled, None);
+        }
         for id in &expired {
             let _ = self.complete(*id, "abandoned", CompletionPath::LockExpired, None);
         }
-        !expired.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runner_results_map_to_webhook_conclusions() {
-        assert_eq!(conclusion_for("Succeeded"), Some("success"));
-        assert_eq!(conclusion_for("failed"), Some("failure"));
-        assert_eq!(conclusion_for("canceled"), Some("cancelled"));
-        assert_eq!(conclusion_for("abandoned"), Some("failure"));
-        assert_eq!(conclusion_for("bogus"), None);
+        !(expired.is_empty() && cancelled.is_empty())
     }
 }

@@ -5,11 +5,17 @@
 //! synchronous and never await; the HTTP layer locks, calls one method, unlocks, and only then
 //! awaits. Webhook events are queued to the delivery task, never sent from here.
 
+mod delivery;
 mod jobs;
+mod report;
 mod runners;
+#[cfg(test)]
+mod tests;
 
-pub(crate) use jobs::{JobFlow, TakeError, conclusion_for};
-pub(crate) use runners::{AddError, Channel, NewAgent, Outgoing, SessionError};
+pub(crate) use delivery::{AcquireError, Channel, Outgoing};
+pub(crate) use jobs::{JobFlow, TakeError};
+pub(crate) use report::ReportError;
+pub(crate) use runners::{AddError, NewAgent, SessionError};
 
 use super::config::{SimConfig, WebhookFaults, WebhookTarget};
 use super::crypto::RunnerKey;
@@ -45,6 +51,8 @@ pub(crate) struct Agent {
     pub inbox: VecDeque<InboxMessage>,
     /// Runner-request ids it acknowledged at the broker.
     pub acknowledged: Vec<String>,
+    /// v1 message ids it deleted (a second delete is a violation).
+    pub deleted_messages: Vec<u64>,
     /// Algorithm of the last accepted client assertion.
     pub assertion_alg: Option<String>,
 }
@@ -56,12 +64,20 @@ pub(crate) struct InboxMessage {
     pub kind: InboxKind,
     /// v1 delivery of the `BrokerMigration` stand-in was deleted by the runner.
     pub migration_deleted: bool,
+    /// The broker session a job request was delivered to: the broker delivers it once per
+    /// session (it has no delete; acknowledge and acquire follow).
+    pub broker_delivered_to: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum InboxKind {
     Job(u64),
     Cancel(u64),
+    /// A message a test injected, delivered as is.
+    Other {
+        message_type: String,
+        body: String,
+    },
 }
 
 /// An open message session.
@@ -88,7 +104,9 @@ pub(crate) struct Job {
     pub job_token: Option<String>,
     /// The job message, built when the job is offered.
     pub message: Option<serde_json::Value>,
-    pub cancel_requested: bool,
+    /// Set when the run was cancelled while the job ran: if the runner has not completed
+    /// the job by then, the service completes it as cancelled.
+    pub cancel_deadline: Option<DateTime<Utc>>,
 }
 
 /// A workflow run.

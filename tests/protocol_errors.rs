@@ -682,3 +682,39 @@ async fn runner_deleted_server_side_while_its_job_runs() {
     r.worker_finished(WorkerOutcome::Reported).await;
     assert!(matches!(h.terminal(&r.name).await, RunnerEvent::Removed));
 }
+
+#[tokio::test]
+async fn no_issued_secret_reaches_an_event_or_error() {
+    let mut h = Harness::start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        ..sim_config()
+    })
+    .await;
+    // A failing job, a refused completion, a runner refused at OAuth: plenty of error text.
+    let r = listening(&mut h, &["a"]).await;
+    h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    h.expect(&r.name, "JobReceived", is_job).await;
+    h.sim
+        .inject(endpoint::COMPLETE_JOB, err(401, "not authorized"), 10);
+    r.worker_finished(WorkerOutcome::Failed {
+        reason: "crash".into(),
+    })
+    .await;
+    h.terminal(&r.name).await;
+    h.sim
+        .inject(endpoint::OAUTH_TOKEN, err(400, "invalid_client"), 2);
+    let r2 = h.spawn(&["b"]);
+    h.terminal(&r2.name).await;
+    let text = format!(
+        "{:?}{:?}{:?}",
+        h.summary_of(&r.name),
+        h.summary_of(&r2.name),
+        h.fleet.token_status()
+    );
+    let secrets = h.sim.issued_secrets();
+    assert!(!secrets.is_empty());
+    for s in secrets {
+        assert!(!text.contains(&s), "a secret leaked into events or status");
+    }
+    assert!(!text.contains(h.sim.pat()));
+}

@@ -179,12 +179,10 @@ impl RunnerFleet {
         let t = settings.tunables;
         let rest =
             GitHubClient::new(&settings.github_url, settings.pat).with_retry(t.rest_retry.clone());
-        let http = reqwest::Client::builder()
-            .user_agent(crate::USER_AGENT)
-            .timeout(Duration::from_secs(60).max(t.poll_timeout + Duration::from_secs(5)))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::github::http_client(
+            Duration::from_secs(60).max(t.poll_timeout + Duration::from_secs(5)),
+            &settings.github_url,
+        );
         let keys = KeyPool::new(t.keypool_size);
         keys.start();
         RunnerFleet {

@@ -163,23 +163,29 @@ impl OAuthClient {
                 message: http::describe_reqwest(&e),
             })?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| CallError::Transport {
-            what: "oauth token".into(),
-            message: http::describe_reqwest(&e),
-        })?;
+        let bytes = super::redact::read_capped(resp, super::redact::MAX_SMALL_BODY)
+            .await
+            .map_err(|message| CallError::Transport {
+                what: "oauth token".into(),
+                message,
+            })?;
         if (200..300).contains(&status) {
             let t: TokenResponse = http::decode("oauth token", &bytes)?;
-            let lifetime = Duration::from_secs(t.expires_in.unwrap_or(3600));
+            // Clamped: a server-chosen lifetime must not overflow date arithmetic.
+            let lifetime = Duration::from_secs(t.expires_in.unwrap_or(3600).clamp(1, 86_400));
             // Refresh at expires_in − margin, but never sooner than half the lifetime.
             let keep = lifetime.saturating_sub(self.margin).max(lifetime / 2);
             let token = Secret::new(t.access_token);
             *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
                 token: token.clone(),
-                refresh_at: Utc::now() + chrono::Duration::from_std(keep).unwrap_or_default(),
+                refresh_at: Utc::now()
+                    .checked_add_signed(chrono::Duration::from_std(keep).unwrap_or_default())
+                    .unwrap_or_else(Utc::now),
             });
             return Ok(token);
         }
-        let err = http::parse_error_body(status, &bytes, None);
+        let mut err = http::parse_error_body(status, &bytes, None);
+        err.message = super::redact::redact(&err.message, &[assertion.expose()]);
         if err.oauth_is("invalid_client") {
             return Err(OAuthError::RunnerGone("invalid_client".into()));
         }

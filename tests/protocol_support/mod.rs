@@ -115,7 +115,7 @@ impl Harness {
                 }
                 _ => panic!(
                     "runner {runner}: no `{what}` event; saw {:#?}\nsim counters {:?}\nrunners {:?}\njobs {:?}",
-                    self.events_of(runner),
+                    self.summary_of(runner),
                     self.sim.counters(),
                     self.sim.runners(),
                     self.sim.jobs()
@@ -130,6 +130,17 @@ impl Harness {
             matches!(e, RunnerEvent::Removed | RunnerEvent::Failed { .. })
         })
         .await
+    }
+
+    /// The events of a runner as short text (no job message: it holds a token).
+    pub fn summary_of(&self, runner: &str) -> Vec<String> {
+        self.events_of(runner)
+            .iter()
+            .map(|e| match e {
+                RunnerEvent::JobReceived(j) => format!("JobReceived({:?})", j.identity),
+                other => format!("{other:?}"),
+            })
+            .collect()
     }
 
     pub fn events_of(&self, runner: &str) -> Vec<RunnerEvent> {

@@ -214,8 +214,13 @@ mod tests {
     fn timespans() {
         assert_eq!(parse_timespan("00:05:00"), Some(Duration::from_secs(300)));
         assert_eq!(
+            parse_timespan("0.02:00:01"),
+            Some(Duration::from_secs(7_201))
+        );
+        assert_eq!(
             parse_timespan("1.02:00:01"),
-            Some(Duration::from_secs(93_601))
+            Some(MAX_TIMEOUT),
+            "capped at a day"
         );
         assert_eq!(
             parse_timespan("00:00:01.5"),

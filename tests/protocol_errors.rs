@@ -718,3 +718,33 @@ async fn no_issued_secret_reaches_an_event_or_error() {
     }
     assert!(!text.contains(h.sim.pat()));
 }
+
+#[tokio::test]
+async fn oauth_token_is_refreshed_before_expires_in() {
+    let cfg = SimConfig {
+        oauth_token_lifetime: std::time::Duration::from_secs(2),
+        ..sim_config()
+    };
+    let mut h = Harness::start(cfg).await;
+    let r = listening(&mut h, &["a"]).await;
+    let job = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    h.expect(&r.name, "JobReceived", is_job).await;
+    // v1 renewals use the runner token; over ~3 s of renewals it is refreshed at least twice.
+    assert!(
+        h.sim
+            .wait_until(|s| s.counters().get(endpoint::OAUTH_TOKEN) >= 3, WAIT)
+            .await
+    );
+    let renewals = h.sim.job(job).unwrap().renewals;
+    assert!(
+        h.sim
+            .wait_until(
+                |s| s.job(job).is_some_and(|j| j.renewals > renewals + 2),
+                WAIT
+            )
+            .await
+    );
+    r.worker_finished(WorkerOutcome::Reported).await;
+    h.terminal(&r.name).await;
+    h.assert_no_violations();
+}

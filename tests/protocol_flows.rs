@@ -306,3 +306,23 @@ async fn megascaler_context_spliced_into_a_real_job_message() {
     r.worker_finished(WorkerOutcome::Reported).await;
     h.terminal(&r.name).await;
 }
+
+#[tokio::test]
+async fn v1_job_cancellation_reaches_the_dispatcher() {
+    let mut h = Harness::start(sim_config()).await;
+    let r = h.spawn(&["linux"]);
+    h.expect(&r.name, "Listening", is_listening).await;
+    let job_id = h.sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    h.expect(&r.name, "JobReceived", is_job).await;
+    h.sim.cancel_run(h.sim.job(job_id).unwrap().run_id);
+    h.expect(&r.name, "CancelRequested", |e| {
+        matches!(e, RunnerEvent::CancelRequested { .. })
+    })
+    .await;
+    r.worker_finished(WorkerOutcome::Cancelled {
+        reason: "cancelled".into(),
+    })
+    .await;
+    h.terminal(&r.name).await;
+    h.assert_no_violations();
+}

@@ -82,6 +82,8 @@ pub(super) struct Runner {
     pub announced: bool,
     pub next_delay: Duration,
     pub poll_errors: u32,
+    /// When recent polls came back empty (the empty-poll guard).
+    pub empty_polls: std::collections::VecDeque<Instant>,
     pub last_ok_poll: Instant,
     pub conflict_since: Option<Instant>,
     pub skew_since: Option<Instant>,
@@ -224,6 +226,7 @@ async fn setup(
         announced: false,
         next_delay: Duration::ZERO,
         poll_errors: 0,
+        empty_polls: std::collections::VecDeque::new(),
         last_ok_poll: Instant::now(),
         conflict_since: None,
         skew_since: None,

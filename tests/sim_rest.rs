@@ -241,6 +241,21 @@ async fn runs_jobs_cancel_and_rerun() {
         )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let calls = sim.counters().pat_calls;
+    assert!(
+        missing.headers.contains_key("x-ratelimit-remaining"),
+        "errors count against the budget too"
+    );
+    let again = c
+        .call(
+            Method::GET,
+            &format!("{api}/jobs/1"),
+            Scheme::Bearer(sim.pat()),
+            None,
+        )
+        .await;
+    assert_eq!(remaining(&again) + 1, remaining(&missing));
+    assert_eq!(sim.counters().pat_calls, calls + 1);
     sim.shutdown();
 }
 

@@ -100,6 +100,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         {
             return Err(session_invalid());
         }
+        w.touch_session(&session_id);
         Ok((agent, w.cfg.long_poll_hold))
     }) {
         Ok(v) => v,
@@ -121,6 +122,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
                 .map(Ok)
         })
         .await;
+    shared.update(|w| w.touch_session(&session_id));
     match polled {
         None => StatusCode::ACCEPTED.into_response(),
         Some(Err(r)) => r,

@@ -21,6 +21,9 @@ pub struct SimConfig {
     pub encrypt_messages: bool,
     /// Encrypted bodies start with a UTF-8 BOM, as .NET writes them (§4.4 "may start").
     pub bom_in_encrypted_body: bool,
+    /// Overrides the `useFipsEncryption` of v1 session answers (None: echo the request). The
+    /// OAEP hash follows the answer (§4.4), so this tests that runners read it.
+    pub session_fips: Option<bool>,
     /// The `RequireFipsCryptography` agent property (None: not sent).
     pub require_fips: Option<bool>,
     /// Put `contextData.job.check_run_id` (= REST job id) into job messages (§5.2, open Q7).
@@ -29,6 +32,10 @@ pub struct SimConfig {
     pub assignment: Assignment,
     /// How long a message long poll is held when there is nothing to say (real: ≈50 s).
     pub long_poll_hold: Duration,
+    /// A session nobody polls for this long is dropped (its next poll answers
+    /// `TaskAgentSessionExpiredException` / `RunnerSessionInvalid`, untaken offers are
+    /// re-routed). Must exceed `long_poll_hold`. None: sessions live until deleted.
+    pub session_idle_timeout: Option<Duration>,
     /// `lockedUntil = now + lock_duration` at assignment and at every renewal.
     pub lock_duration: Duration,
     /// `plan.version` of job messages (≥ 8: the worker raises `JobCompleted` itself).
@@ -71,10 +78,12 @@ impl Default for SimConfig {
             broker: BrokerMode::Off,
             encrypt_messages: false,
             bom_in_encrypted_body: true,
+            session_fips: None,
             require_fips: None,
             check_run_id_in_message: true,
             assignment: Assignment::First,
             long_poll_hold: Duration::from_secs(2),
+            session_idle_timeout: Some(Duration::from_secs(300)),
             lock_duration: Duration::from_secs(600),
             plan_version: 12,
             webhook: None,
@@ -174,6 +183,9 @@ pub struct WebhookFaults {
     /// Probability that a delivery is held back and sent after the next one.
     #[serde(default)]
     pub reorder: f64,
+    /// Probability that a delivery is signed with the wrong secret.
+    #[serde(default)]
+    pub bad_signature: f64,
     /// Delay before every delivery.
     #[serde(default, with = "humantime_serde_millis")]
     pub delay: std::time::Duration,

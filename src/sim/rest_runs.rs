@@ -4,9 +4,9 @@
 //! Owns the run and job body shapes (as `tests/fixtures/rest/examples`) and deriving a run's
 //! status and conclusion from its jobs. Authentication and budget are `rest`'s.
 
-use super::http::{SimState, begin, query_param, rest_error};
+use super::http::{SimState, begin, github_time, query_param, rest_error};
 use super::model::{JobStatus, SimJob, endpoint};
-use super::rest::{RestAuth, answer, authorize, paging};
+use super::rest::{RestAuth, answer, authorize, charge, paging};
 use super::server::Shared;
 use super::world::{Run, World};
 use axum::extract::{Path, Query};
@@ -37,9 +37,9 @@ pub(crate) fn job_json(w: &World, j: &SimJob) -> Value {
         "html_url": format!("{base}{repo}/actions/runs/{}/job/{}", j.run_id, j.id),
         "status": j.status.as_str(),
         "conclusion": j.conclusion,
-        "created_at": j.created_at.to_rfc3339(),
-        "started_at": j.started_at.unwrap_or(j.created_at).to_rfc3339(),
-        "completed_at": j.completed_at.map(|t| t.to_rfc3339()),
+        "created_at": github_time(j.created_at),
+        "started_at": github_time(j.started_at.unwrap_or(j.created_at)),
+        "completed_at": j.completed_at.map(github_time),
         "name": j.job_name,
         "steps": [],
         "check_run_url": format!("{api}/repos/{repo}/check-runs/{}", j.id),
@@ -137,9 +137,9 @@ fn run_json(w: &World, r: &Run, jobs: &[&SimJob]) -> Value {
         "jobs_url": format!("{url}/jobs"),
         "cancel_url": format!("{url}/cancel"),
         "rerun_url": format!("{url}/rerun"),
-        "created_at": r.created_at.to_rfc3339(),
-        "updated_at": updated_at(r, jobs).to_rfc3339(),
-        "run_started_at": r.created_at.to_rfc3339(),
+        "created_at": github_time(r.created_at),
+        "updated_at": github_time(updated_at(r, jobs)),
+        "run_started_at": github_time(r.created_at),
         "pull_requests": [],
         "repository": { "full_name": repo, "html_url": format!("{}{repo}", w.base) },
     })
@@ -208,7 +208,7 @@ pub(crate) async fn get_run(
     };
     match body {
         Some(b) => answer(&s, &h, auth, StatusCode::OK, Some(b)),
-        None => rest_error(StatusCode::NOT_FOUND, "Not Found"),
+        None => charge(&s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
@@ -226,13 +226,13 @@ async fn jobs_of(
     };
     let all = query_param(q, "filter") == Some("all");
     let (per_page, page) = paging(q);
-    let body = {
+    let body = 'body: {
         let w = s.lock();
         if w.runs
             .get(&run)
             .is_none_or(|x| !x.repository.eq_ignore_ascii_case(&repo))
         {
-            return rest_error(StatusCode::NOT_FOUND, "Not Found");
+            break 'body None;
         }
         let jobs: Vec<&SimJob> = match attempt {
             Some(n) => w
@@ -256,9 +256,12 @@ async fn jobs_of(
             .take(per_page)
             .map(|j| job_json(&w, j))
             .collect();
-        json!({ "total_count": total, "jobs": jobs })
+        Some(json!({ "total_count": total, "jobs": jobs }))
     };
-    answer(s, h, auth, StatusCode::OK, Some(body))
+    match body {
+        Some(body) => answer(s, h, auth, StatusCode::OK, Some(body)),
+        None => charge(s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
+    }
 }
 
 pub(crate) async fn run_jobs(
@@ -301,7 +304,7 @@ pub(crate) async fn get_job(
     };
     match body {
         Some(b) => answer(&s, &h, auth, StatusCode::OK, Some(b)),
-        None => rest_error(StatusCode::NOT_FOUND, "Not Found"),
+        None => charge(&s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
@@ -331,11 +334,15 @@ async fn cancel_with(s: &Shared, h: &HeaderMap, repo: String, run: u64, force: b
     });
     match outcome {
         Ok(()) => answer(s, h, auth, StatusCode::ACCEPTED, Some(json!({}))),
-        Err(StatusCode::CONFLICT) => rest_error(
-            StatusCode::CONFLICT,
-            "Cannot cancel a workflow run that is completed.",
+        Err(StatusCode::CONFLICT) => charge(
+            s,
+            auth,
+            rest_error(
+                StatusCode::CONFLICT,
+                "Cannot cancel a workflow run that is completed.",
+            ),
         ),
-        Err(code) => rest_error(code, "Not Found"),
+        Err(code) => charge(s, auth, rest_error(code, "Not Found")),
     }
 }
 
@@ -384,6 +391,6 @@ pub(crate) async fn rerun(
     });
     match outcome {
         Ok(_) => answer(&s, &h, auth, StatusCode::CREATED, Some(json!({}))),
-        Err(r) => r,
+        Err(r) => charge(&s, auth, r),
     }
 }

@@ -80,9 +80,10 @@ pub(crate) fn open_session(
     body: &Value,
     broker: bool,
 ) -> Result<Value, SessionError> {
-    let fips = field(body, "useFipsEncryption")
+    let requested = field(body, "useFipsEncryption")
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
+    let fips = w.cfg.session_fips.unwrap_or(requested);
     let owner = field(body, "ownerName")
         .and_then(|v| v.as_str())
         .unwrap_or("RUNNER")
@@ -113,6 +114,14 @@ async fn create_session(State(shared): SimState, headers: HeaderMap, body: Bytes
             Ok(a) => a,
             Err(r) => return r,
         };
+        if w.agents.get(&agent).is_some_and(|a| w.must_use_broker(a)) {
+            let name = runner_name(w, agent);
+            w.violation(
+                endpoint::SESSIONS_CREATE,
+                name,
+                "v1 session for a runner told to use the broker (UseV2Flow/ServerUrlV2 or runner admin); it gets no jobs here",
+            );
+        }
         match open_session(w, agent, &body, false) {
             Ok(v) => axum::Json(v).into_response(),
             Err(SessionError::Conflict) => vss_error(
@@ -199,6 +208,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         {
             return Err(session_expired());
         }
+        w.touch_session(&session_id);
         Ok((agent, w.cfg.long_poll_hold, w.cfg.bom_in_encrypted_body))
     }) {
         Ok(v) => v,
@@ -217,6 +227,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
                 .map(|m| Poll::Message(m, key))
         })
         .await;
+    shared.update(|w| w.touch_session(&session_id));
     match polled {
         None => StatusCode::ACCEPTED.into_response(),
         Some(Poll::Gone(r)) => r,

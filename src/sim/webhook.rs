@@ -6,6 +6,7 @@
 
 use super::config::{WebhookFaults, WebhookTarget};
 use super::crypto::sign_webhook;
+use super::http::github_time;
 use super::model::SimJob;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -45,9 +46,9 @@ impl WebhookEvent {
                 "html_url": format!("{base}{repo}/actions/runs/{}/job/{}", job.run_id, job.id),
                 "status": job.status.as_str(),
                 "conclusion": job.conclusion,
-                "created_at": job.created_at.to_rfc3339(),
-                "started_at": job.started_at.unwrap_or(job.created_at).to_rfc3339(),
-                "completed_at": job.completed_at.map(|t| t.to_rfc3339()),
+                "created_at": github_time(job.created_at),
+                "started_at": github_time(job.started_at.unwrap_or(job.created_at)),
+                "completed_at": job.completed_at.map(github_time),
                 "name": job.job_name,
                 "steps": [],
                 "check_run_url": format!("{api}/repos/{repo}/check-runs/{}", job.id),
@@ -92,16 +93,29 @@ pub(crate) async fn deliver(stop: CancellationToken, mut rx: UnboundedReceiver<W
             return;
         }
     };
+    // A delivery held back by the reorder fault goes out after the next one, or after a
+    // second (or the delay) when no next one comes.
     let mut held: Option<(String, WebhookEvent)> = None;
     loop {
+        let flush_after = held
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(3600), |(_, e)| {
+                e.faults.delay.max(std::time::Duration::from_secs(1))
+            });
         let event = tokio::select! {
             e = rx.recv() => match e { Some(e) => e, None => return },
+            _ = tokio::time::sleep(flush_after), if held.is_some() => {
+                if let Some((d, e)) = held.take() {
+                    send(&client, &d, &e).await;
+                }
+                continue;
+            }
             _ = stop.cancelled() => return,
         };
         let faults = event.faults.clone();
-        let Some(target) = event.target.clone() else {
+        if event.target.is_none() {
             continue;
-        };
+        }
         let delivery = uuid::Uuid::new_v4().to_string();
         if rand::random_bool(faults.drop.clamp(0.0, 1.0)) {
             tracing::info!(delivery, "webhook dropped (fault)");
@@ -114,27 +128,31 @@ pub(crate) async fn deliver(stop: CancellationToken, mut rx: UnboundedReceiver<W
             held = Some((delivery, event));
             continue;
         }
-        send(&client, &target.url, &target.secret, &delivery, &event).await;
+        send(&client, &delivery, &event).await;
         if rand::random_bool(faults.duplicate.clamp(0.0, 1.0)) {
-            send(&client, &target.url, &target.secret, &delivery, &event).await;
+            send(&client, &delivery, &event).await;
         }
         if let Some((d, e)) = held.take() {
-            send(&client, &target.url, &target.secret, &d, &e).await;
+            send(&client, &d, &e).await;
         }
     }
 }
 
-async fn send(
-    client: &reqwest::Client,
-    url: &Url,
-    secret: &str,
-    delivery: &str,
-    event: &WebhookEvent,
-) {
+async fn send(client: &reqwest::Client, delivery: &str, event: &WebhookEvent) {
+    let Some(target) = &event.target else {
+        return;
+    };
     let body = event.payload.to_string();
+    // The bad-signature fault signs with another secret, as a forged delivery would be.
+    let forged = rand::random_bool(event.faults.bad_signature.clamp(0.0, 1.0));
+    let secret = if forged {
+        "not-the-secret"
+    } else {
+        target.secret.as_str()
+    };
     let signature = sign_webhook(secret.as_bytes(), body.as_bytes());
     let result = client
-        .post(url.clone())
+        .post(target.url.clone())
         .header("Content-Type", "application/json")
         .header("X-GitHub-Event", event.event)
         .header("X-GitHub-Delivery", delivery)

@@ -280,6 +280,7 @@ async fn report(job: &JobFacts, result: &str) -> anyhow::Result<u8> {
         let sent = client
             .post(&url)
             .bearer_auth(&job.token)
+            .header("Accept", "application/json; api-version=2.0-preview.1")
             .json(&body)
             .send()
             .await;

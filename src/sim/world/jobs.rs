@@ -151,7 +151,12 @@ impl World {
                     id: a.id,
                     labels: &a.labels,
                     registered_seq: a.seq,
-                    online: a.session.is_some(),
+                    // A runner told to use the broker gets jobs only over a broker session.
+                    online: a
+                        .session
+                        .as_ref()
+                        .and_then(|s| self.sessions.get(s))
+                        .is_some_and(|s| s.broker || !self.must_use_broker(a)),
                     busy: a.job.is_some(),
                     had_job: a.ephemeral && a.had_job,
                     scope: &a.scope,

@@ -88,6 +88,8 @@ pub(crate) struct Session {
     pub broker: bool,
     pub key: Option<[u8; 32]>,
     pub owner_name: String,
+    /// Last poll (start or end); sessions idle for `session_idle_timeout` are dropped.
+    pub last_seen: DateTime<Utc>,
 }
 
 /// A job as the service tracks it.
@@ -145,6 +147,8 @@ pub(crate) struct World {
     pub webhook_faults: WebhookFaults,
     webhooks: UnboundedSender<WebhookEvent>,
     pub budget: RestBudget,
+    /// `jti` of accepted client assertions → their `exp` (replay detection).
+    pub seen_assertions: HashMap<String, i64>,
 }
 
 impl World {
@@ -170,6 +174,7 @@ impl World {
             faults: HashMap::new(),
             webhook_faults: WebhookFaults::default(),
             webhooks,
+            seen_assertions: HashMap::new(),
         }
     }
 

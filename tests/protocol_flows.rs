@@ -326,3 +326,25 @@ async fn v1_job_cancellation_reaches_the_dispatcher() {
     h.terminal(&r.name).await;
     h.assert_no_violations();
 }
+
+#[tokio::test]
+async fn organization_scope_runner_takes_a_repository_job() {
+    use megascaler::protocol::api::RunnerRequest;
+    let mut h = Harness::start(sim_config()).await;
+    let req = RunnerRequest {
+        scope_url: h.sim.base_url().join("octo").unwrap(),
+        labels: vec!["org-wide".into()],
+        name: megascaler::protocol::RunnerFleet::runner_name("megascaler-"),
+    };
+    let r = h.fleet.spawn(req, h.tx.clone());
+    h.expect(&r.name, "Listening", is_listening).await;
+    assert_eq!(h.sim.runners()[0].scope, "octo");
+    let job_id = h.sim.queue_job(JobSpec::new(REPO, &["org-wide"]));
+    let RunnerEvent::JobReceived(job) = h.expect(&r.name, "JobReceived", is_job).await else {
+        unreachable!()
+    };
+    assert_eq!(job.identity.check_run_id, Some(job_id));
+    r.worker_finished(WorkerOutcome::Reported).await;
+    h.terminal(&r.name).await;
+    h.assert_no_violations();
+}

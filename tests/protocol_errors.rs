@@ -748,3 +748,42 @@ async fn oauth_token_is_refreshed_before_expires_in() {
     h.terminal(&r.name).await;
     h.assert_no_violations();
 }
+
+#[tokio::test]
+async fn e7_clock_skew_is_retried_not_taken_for_a_deleted_runner() {
+    let mut h = Harness::start(sim_config()).await;
+    let body = r#"{"error":"invalid_client","error_description":"JWT not yet valid. Current server time is 2026-12-06T03:40:00Z"}"#;
+    h.sim.inject(
+        endpoint::OAUTH_TOKEN,
+        Fault::Raw {
+            status: 400,
+            body: body.into(),
+        },
+        2,
+    );
+    let r = listening(&mut h, &["a"]).await;
+    assert!(h.sim.counters().get(endpoint::OAUTH_TOKEN) >= 3);
+    job_roundtrip(&mut h, &r, &["a"]).await;
+}
+
+#[tokio::test]
+async fn e7_clock_skew_gives_up_after_its_window() {
+    let mut t = fast_tunables();
+    t.clock_skew_window = std::time::Duration::from_millis(300);
+    let mut h = Harness::start_with(sim_config(), t).await;
+    let body = r#"{"error":"invalid_client","error_description":"Current server time is 2026-12-06T03:40:00Z"}"#;
+    h.sim.inject(
+        endpoint::OAUTH_TOKEN,
+        Fault::Raw {
+            status: 400,
+            body: body.into(),
+        },
+        100_000,
+    );
+    let r = h.spawn(&["a"]);
+    let ev = h.terminal(&r.name).await;
+    assert!(
+        matches!(&ev, RunnerEvent::Failed { reason } if reason.contains("E7")),
+        "{ev:?}"
+    );
+}

@@ -191,14 +191,16 @@ impl OAuthClient {
         }
         let mut err = http::parse_error_body(status, &bytes, None);
         err.message = super::redact::redact(&err.message, &[assertion.expose()]);
+        // Checked first: a skewed clock makes the assertion look invalid (`invalid_client`),
+        // but the runner is not gone (E7; the service says so only in the description).
+        if err.message.contains("Current server time is") {
+            return Err(OAuthError::ClockSkew);
+        }
         if err.oauth_is("invalid_client") {
             return Err(OAuthError::RunnerGone("invalid_client".into()));
         }
         if err.oauth_is("invalid_grant") {
             return Err(OAuthError::RunnerGone("invalid_grant".into()));
-        }
-        if err.message.contains("Current server time is") {
-            return Err(OAuthError::ClockSkew);
         }
         Err(OAuthError::Call(CallError::Service {
             what: "oauth token".into(),

@@ -348,3 +348,26 @@ async fn organization_scope_runner_takes_a_repository_job() {
     h.terminal(&r.name).await;
     h.assert_no_violations();
 }
+
+#[tokio::test]
+async fn identity_without_check_run_id_falls_back_to_run_and_name() {
+    let cfg = SimConfig {
+        check_run_id_in_message: false,
+        ..sim_config()
+    };
+    let mut h = Harness::start(cfg).await;
+    let r = h.spawn(&["linux"]);
+    h.expect(&r.name, "Listening", is_listening).await;
+    let job_id = h.sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let RunnerEvent::JobReceived(job) = h.expect(&r.name, "JobReceived", is_job).await else {
+        unreachable!()
+    };
+    let sj = h.sim.job(job_id).unwrap();
+    assert_eq!(job.identity.check_run_id, None);
+    assert_eq!(job.identity.run_id, Some(sj.run_id));
+    assert_eq!(job.identity.run_attempt, Some(u64::from(sj.run_attempt)));
+    assert_eq!(job.identity.repository.as_deref(), Some(REPO));
+    assert!(!job.identity.job_display_name.is_empty());
+    r.worker_finished(WorkerOutcome::Reported).await;
+    h.terminal(&r.name).await;
+}

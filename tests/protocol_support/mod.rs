@@ -169,3 +169,48 @@ pub fn is_listening(e: &RunnerEvent) -> bool {
 pub fn is_registered(e: &RunnerEvent) -> bool {
     matches!(e, RunnerEvent::Registered { .. })
 }
+
+// Helpers of the error-class tests.
+
+use megascaler::protocol::api::WorkerOutcome;
+use megascaler::sim::{Fault, JobSpec};
+
+pub fn err(status: u16, kind: &str) -> Fault {
+    Fault::Error {
+        status,
+        kind: kind.into(),
+    }
+}
+
+pub async fn listening(h: &mut Harness, labels: &[&str]) -> megascaler::protocol::RunnerHandle {
+    let r = h.spawn(labels);
+    h.expect(&r.name, "Listening", is_listening).await;
+    r
+}
+
+pub fn alg_of(h: &Harness, runner: &str) -> Option<String> {
+    h.sim
+        .runners()
+        .into_iter()
+        .find(|r| r.name == runner)
+        .and_then(|r| r.assertion_alg)
+}
+
+/// Waits until a new session was created (the fault was consumed and handled).
+pub async fn recreated(h: &Harness, create: &'static str, before: u64) -> bool {
+    h.sim
+        .wait_until(|s| s.counters().get(create) > before, WAIT)
+        .await
+}
+
+pub async fn job_roundtrip(
+    h: &mut Harness,
+    r: &megascaler::protocol::RunnerHandle,
+    labels: &[&str],
+) -> u64 {
+    let job_id = h.sim.queue_job(JobSpec::new(REPO, labels));
+    h.expect(&r.name, "JobReceived", is_job).await;
+    r.worker_finished(WorkerOutcome::Reported).await;
+    assert!(matches!(h.terminal(&r.name).await, RunnerEvent::Removed));
+    job_id
+}

@@ -340,3 +340,89 @@ async fn replacing_an_agent_keeps_its_id() {
     );
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn unsure_variants_of_the_message_loop() {
+    let cfg = SimConfig {
+        broker: megascaler::sim::BrokerMode::AgentProperties,
+        empty_poll: megascaler::sim::EmptyPoll::NoContent,
+        should_acknowledge: false,
+        broker_session_agent: false,
+        require_fips: Some(true),
+        ..fast()
+    };
+    let (sim, c) = start(cfg).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::RS256).await;
+    assert!(violated(&sim, "RequireFipsCryptography=true"));
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert!(s.body.get("agent").is_none());
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    let url = format!("{broker}message?sessionId={sid}");
+    assert_eq!(
+        c.call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let m = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    let reference: Value = serde_json::from_str(m.body["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reference["should_acknowledge"], json!(false));
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn ping_unsigned_and_form_encoded_webhooks() {
+    let (url, mut rx) = receiver().await;
+    let secret = "s3cret";
+    let (sim, _c) = start(fast()).await;
+    sim.set_webhook_target(Some(WebhookTarget {
+        url,
+        secret: secret.into(),
+    }));
+    let (h, _) = next(&mut rx).await;
+    assert_eq!(h["x-github-event"], "ping");
+    sim.set_webhook_faults(WebhookFaults {
+        unsigned: 1.0,
+        ..Default::default()
+    });
+    sim.queue_job(JobSpec::new(REPO, &["x"]));
+    let (h, _) = next(&mut rx).await;
+    assert!(h.get("x-hub-signature-256").is_none());
+    assert!(h["x-hub-signature"].to_str().unwrap().starts_with("sha1="));
+    sim.set_webhook_faults(WebhookFaults {
+        form_encoded: 1.0,
+        ..Default::default()
+    });
+    let id = sim.queue_job(JobSpec::new(REPO, &["x"]));
+    let (h, body) = next(&mut rx).await;
+    assert_eq!(h["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(
+        h["x-hub-signature-256"].to_str().unwrap(),
+        sign_webhook(secret.as_bytes(), &body)
+    );
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
+    let payload: Value = serde_json::from_str(&form[0].1).unwrap();
+    assert_eq!(payload["workflow_job"]["id"], json!(id));
+    sim.shutdown();
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<(HeaderMap, Bytes)>) -> (HeaderMap, Bytes) {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}

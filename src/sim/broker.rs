@@ -36,6 +36,39 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_services/run/acquirejob", post(acquire_job))
         .route("/_services/run/renewjob", post(renew_job))
         .route("/_services/run/completejob", post(complete_job))
+        .route(
+            "/_services/run-message/acquirejob",
+            post(via_message_url(acquire_job)),
+        )
+        .route(
+            "/_services/run-message/renewjob",
+            post(via_message_url(renew_job)),
+        )
+        .route(
+            "/_services/run-message/completejob",
+            post(via_message_url(complete_job)),
+        )
+}
+
+/// The run service behind the message's `run_service_url` (when it differs): the same
+/// handler, counted as `run.via_message_url` too.
+fn via_message_url<F, Fut>(
+    handler: F,
+) -> impl Fn(SimState, HeaderMap, Bytes) -> futures::future::BoxFuture<'static, Response>
++ Clone
++ Send
++ 'static
+where
+    F: Fn(SimState, HeaderMap, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
+    move |state: SimState, headers: HeaderMap, body: Bytes| {
+        let handler = handler.clone();
+        Box::pin(async move {
+            state.0.update(|w| w.count(endpoint::RUN_VIA_MESSAGE_URL));
+            handler(state, headers, body).await
+        })
+    }
 }
 
 async fn create_session(State(shared): SimState, headers: HeaderMap, body: Bytes) -> Response {
@@ -124,7 +157,10 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         .await;
     shared.update(|w| w.touch_session(&session_id));
     match polled {
-        None => StatusCode::ACCEPTED.into_response(),
+        None => {
+            let kind = shared.lock().cfg.empty_poll;
+            super::http::empty_poll(kind)
+        }
         Some(Err(r)) => r,
         Some(Ok(m)) => axum::Json(json!({
             "messageId": m.message_id,

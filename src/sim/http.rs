@@ -335,3 +335,13 @@ fn missing_api_version(request: &axum::extract::Request) -> Option<String> {
         || in_header(axum::http::header::CONTENT_TYPE);
     (!found).then(|| request.uri().path().to_string())
 }
+
+/// The answer to a long poll that found nothing, as configured.
+pub(crate) fn empty_poll(kind: super::config::EmptyPoll) -> Response {
+    use super::config::EmptyPoll;
+    match kind {
+        EmptyPoll::Accepted => StatusCode::ACCEPTED.into_response(),
+        EmptyPoll::NoContent => StatusCode::NO_CONTENT.into_response(),
+        EmptyPoll::OkEmpty => StatusCode::OK.into_response(),
+    }
+}

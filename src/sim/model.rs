@@ -284,4 +284,7 @@ pub mod endpoint {
     pub const ACQUIRE_JOB: &str = "run.acquirejob";
     pub const RENEW_JOB: &str = "run.renewjob";
     pub const COMPLETE_JOB: &str = "run.completejob";
+    /// Counted in addition when a run-service call used the message's `run_service_url`
+    /// while it differs from `SystemVssConnection.url`.
+    pub const RUN_VIA_MESSAGE_URL: &str = "run.via_message_url";
 }

@@ -100,6 +100,13 @@ async fn token(
                 "The client assertion was already used.",
             );
         }
+        if verified.alg == jsonwebtoken::Algorithm::RS256 && w.cfg.require_fips == Some(true) && !agent.runner_admin {
+            w.violation(
+                endpoint::OAUTH_TOKEN,
+                Some(agent.name.clone()),
+                "RS256 client assertion although the agent says RequireFipsCryptography=true (PS256)",
+            );
+        }
         if let Some(a) = w.agents.get_mut(&agent.id) {
             a.assertion_alg = Some(format!("{:?}", verified.alg));
         }

@@ -71,17 +71,21 @@ fn run_jobs_of(w: &World, run_id: u64) -> Vec<&SimJob> {
         .collect()
 }
 
-/// The latest attempt of each job of a run.
+/// The jobs of a run's latest attempt of each job name (what `filter=latest` lists): a job
+/// re-run later is replaced by its newest attempt; several jobs of one name in the same
+/// attempt (a matrix) are all listed.
 fn latest<'a>(jobs: &[&'a SimJob]) -> Vec<&'a SimJob> {
-    let mut latest: Vec<&SimJob> = Vec::new();
-    for j in jobs {
-        match latest.iter_mut().find(|l| l.job_name == j.job_name) {
-            Some(l) if l.run_attempt <= j.run_attempt => *l = j,
-            Some(_) => {}
-            None => latest.push(j),
-        }
-    }
-    latest
+    let newest = |name: &str| {
+        jobs.iter()
+            .filter(|j| j.job_name == name)
+            .map(|j| j.run_attempt)
+            .max()
+            .unwrap_or(0)
+    };
+    jobs.iter()
+        .filter(|j| j.run_attempt == newest(&j.job_name))
+        .copied()
+        .collect()
 }
 
 /// A run's (status, conclusion), from its latest jobs.

@@ -211,8 +211,16 @@ impl SimHandle {
         self.shared.update(|w| w.webhook_faults = faults);
     }
 
+    /// Sets (or clears) the webhook target; a new target gets a `ping`, as on GitHub.
     pub fn set_webhook_target(&self, target: Option<WebhookTarget>) {
-        self.shared.update(|w| w.webhook_target = target);
+        self.shared.update(|w| {
+            let ping = target.is_some();
+            w.webhook_target = target;
+            if ping {
+                let event = super::webhook::WebhookEvent::ping(&w.base);
+                w.emit(event);
+            }
+        });
     }
 
     /// Expires every issued token of a kind now.

@@ -96,6 +96,15 @@ pub(crate) fn open_session(
         "agent": { "id": a.id, "name": a.name, "version": a.version, "osDescription": a.os_description },
         "useFipsEncryption": fips,
     });
+    if broker
+        && !w.cfg.broker_session_agent
+        && let Some(o) = answer.as_object_mut()
+    {
+        o.remove("agent");
+    }
+    if !broker && w.cfg.broker == super::config::BrokerMode::SessionMigration {
+        answer["brokerMigrationMessage"] = json!({ "brokerBaseUrl": w.broker_url() });
+    }
     if let Some(key) = session.key {
         let encrypted =
             encrypt_session_key(&key, &a.key, fips).ok_or(SessionError::AgentNotFound)?;
@@ -114,7 +123,10 @@ async fn create_session(State(shared): SimState, headers: HeaderMap, body: Bytes
             Ok(a) => a,
             Err(r) => return r,
         };
-        if w.agents.get(&agent).is_some_and(|a| w.must_use_broker(a)) {
+        let told = |a: &super::world::Agent| {
+            a.runner_admin || w.cfg.broker == super::config::BrokerMode::AgentProperties
+        };
+        if w.agents.get(&agent).is_some_and(told) {
             let name = runner_name(w, agent);
             w.violation(
                 endpoint::SESSIONS_CREATE,
@@ -229,7 +241,10 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         .await;
     shared.update(|w| w.touch_session(&session_id));
     match polled {
-        None => StatusCode::ACCEPTED.into_response(),
+        None => {
+            let kind = shared.lock().cfg.empty_poll;
+            super::http::empty_poll(kind)
+        }
         Some(Poll::Gone(r)) => r,
         Some(Poll::Message(m, key)) => axum::Json(render(m, key, bom)).into_response(),
     }

@@ -80,6 +80,29 @@ impl WebhookEvent {
     }
 }
 
+impl WebhookEvent {
+    /// The `ping` GitHub sends when a hook is created.
+    pub fn ping(base: &Url) -> WebhookEvent {
+        let payload = json!({
+            "zen": "Keep it logically awesome.",
+            "hook_id": 1,
+            "hook": {
+                "type": "Repository", "id": 1, "name": "web", "active": true,
+                "events": ["workflow_job"],
+                "config": { "content_type": "json", "insecure_ssl": "0", "url": "(configured)" },
+            },
+            "sender": { "login": "octocat", "id": 3, "type": "User" },
+            "repository": { "html_url": format!("{base}"), "full_name": "simulated/hook" },
+        });
+        WebhookEvent {
+            event: "ping",
+            payload,
+            target: None,
+            faults: WebhookFaults::default(),
+        }
+    }
+}
+
 /// The delivery loop: one event at a time, in order unless a fault reorders it.
 pub(crate) async fn deliver(stop: CancellationToken, mut rx: UnboundedReceiver<WebhookEvent>) {
     let client = match reqwest::Client::builder()
@@ -128,6 +151,17 @@ pub(crate) async fn deliver(stop: CancellationToken, mut rx: UnboundedReceiver<W
             held = Some((delivery, event));
             continue;
         }
+        // `in_progress` arrives late on GitHub (1-60 s): deliver it on its own timer, so later
+        // events may overtake it.
+        let late = !faults.in_progress_delay.is_zero() && event.payload["action"] == "in_progress";
+        if late {
+            let (client, delay) = (client.clone(), faults.in_progress_delay);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                send(&client, &delivery, &event).await;
+            });
+            continue;
+        }
         send(&client, &delivery, &event).await;
         if rand::random_bool(faults.duplicate.clamp(0.0, 1.0)) {
             send(&client, &delivery, &event).await;
@@ -142,28 +176,56 @@ async fn send(client: &reqwest::Client, delivery: &str, event: &WebhookEvent) {
     let Some(target) = &event.target else {
         return;
     };
-    let body = event.payload.to_string();
+    let faults = &event.faults;
+    let json = event.payload.to_string();
+    // GitHub's form variant: the JSON in the `payload` field, signed over the form body.
+    let form = rand::random_bool(faults.form_encoded.clamp(0.0, 1.0));
+    let (content_type, body) = if form {
+        let encoded = serde_urlencoded::to_string([("payload", json.as_str())]).unwrap_or_default();
+        ("application/x-www-form-urlencoded", encoded)
+    } else {
+        ("application/json", json)
+    };
     // The bad-signature fault signs with another secret, as a forged delivery would be.
-    let forged = rand::random_bool(event.faults.bad_signature.clamp(0.0, 1.0));
+    let forged = rand::random_bool(faults.bad_signature.clamp(0.0, 1.0));
     let secret = if forged {
         "not-the-secret"
     } else {
         target.secret.as_str()
     };
-    let signature = sign_webhook(secret.as_bytes(), body.as_bytes());
-    let result = client
+    let mut request = client
         .post(target.url.clone())
-        .header("Content-Type", "application/json")
+        .header("Content-Type", content_type)
         .header("X-GitHub-Event", event.event)
         .header("X-GitHub-Delivery", delivery)
-        .header("X-GitHub-Hook-ID", "1")
-        .header("X-Hub-Signature-256", signature)
-        .body(body)
-        .send()
-        .await;
-    match result {
+        .header("X-GitHub-Hook-ID", "1");
+    if rand::random_bool(faults.unsigned.clamp(0.0, 1.0)) {
+        // Only the legacy SHA-1 header, which a listener must not accept (§7.1).
+        request = request.header(
+            "X-Hub-Signature",
+            sign_sha1(secret.as_bytes(), body.as_bytes()),
+        );
+    } else {
+        request = request.header(
+            "X-Hub-Signature-256",
+            sign_webhook(secret.as_bytes(), body.as_bytes()),
+        );
+    }
+    match request.body(body).send().await {
         Ok(r) => tracing::debug!(delivery, status = r.status().as_u16(), "webhook delivered"),
         // GitHub does not redeliver on its own; neither does the simulator.
         Err(e) => tracing::info!(delivery, "webhook delivery failed: {e}"),
+    }
+}
+
+/// The legacy `X-Hub-Signature` value: `sha1=<hex HMAC-SHA1>`.
+fn sign_sha1(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    match hmac::Hmac::<sha1::Sha1>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(body);
+            format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
+        }
+        Err(_) => String::new(),
     }
 }

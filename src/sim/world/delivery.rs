@@ -98,14 +98,14 @@ impl World {
                         let url = if self.cfg.legacy_job_message {
                             String::new()
                         } else {
-                            self.run_service_url()
+                            self.message_run_service_url()
                         };
                         let body = json!({
                             "id": job.runner_request_id,
                             "runner_request_id": job.runner_request_id,
                             "run_service_url": url,
                             "billing_owner_id": "",
-                            "should_acknowledge": true,
+                            "should_acknowledge": self.cfg.should_acknowledge,
                         });
                         Some(out(Some(m.id), "RunnerJobRequest", body.to_string()))
                     }

@@ -9,6 +9,7 @@ mod delivery;
 mod jobs;
 mod report;
 mod runners;
+mod runs;
 #[cfg(test)]
 mod tests;
 
@@ -253,6 +254,15 @@ impl World {
 
     pub fn broker_url(&self) -> String {
         format!("{}_services/broker/", self.base)
+    }
+
+    /// The `run_service_url` a `RunnerJobRequest` names (see `run_service_url_differs`).
+    pub fn message_run_service_url(&self) -> String {
+        if self.cfg.run_service_url_differs {
+            format!("{}_services/run-message/", self.base)
+        } else {
+            self.run_service_url()
+        }
     }
 
     pub fn run_service_url(&self) -> String {

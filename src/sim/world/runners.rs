@@ -113,7 +113,12 @@ impl World {
     /// The runner was told to use the broker: `UseV2Flow`+`ServerUrlV2` on the agent, or it
     /// registered through the runner-admin flow ("runner admin implies broker", §3.6).
     pub fn must_use_broker(&self, agent: &Agent) -> bool {
-        agent.runner_admin || self.cfg.broker == crate::sim::config::BrokerMode::AgentProperties
+        use crate::sim::config::BrokerMode;
+        agent.runner_admin
+            || matches!(
+                self.cfg.broker,
+                BrokerMode::AgentProperties | BrokerMode::SessionMigration
+            )
     }
 
     pub fn agent_by_name(&self, name: &str) -> Option<&Agent> {
@@ -143,6 +148,21 @@ impl World {
         broker: bool,
         owner_name: String,
     ) -> Result<Session, SessionError> {
+        let agent = self
+            .agents
+            .get(&agent_id)
+            .ok_or(SessionError::AgentNotFound)?;
+        // Following a `brokerMigrationMessage`, the broker session replaces the v1 one.
+        let migrating = broker
+            && self.cfg.broker == crate::sim::config::BrokerMode::SessionMigration
+            && agent
+                .session
+                .as_ref()
+                .and_then(|s| self.sessions.get(s))
+                .is_some_and(|s| !s.broker);
+        if migrating && let Some(old) = agent.session.clone() {
+            self.delete_session(&old);
+        }
         let agent = self
             .agents
             .get(&agent_id)

@@ -319,9 +319,12 @@ async fn v1_job_cancellation_reaches_the_dispatcher() {
         matches!(e, RunnerEvent::CancelRequested { .. })
     })
     .await;
-    r.worker_finished(WorkerOutcome::Cancelled {
-        reason: "cancelled".into(),
-    })
+    r.cancel("cancelled by GitHub").await;
+    h.expect(
+        &r.name,
+        "CompletedByRunner",
+        |e| matches!(e, RunnerEvent::CompletedByRunner { result } if result == "canceled"),
+    )
     .await;
     h.terminal(&r.name).await;
     h.assert_no_violations();

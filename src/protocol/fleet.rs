@@ -169,6 +169,15 @@ impl RunnerHandle {
         let _ = self.commands.send(RunnerCommand::Stop).await;
     }
 
+    /// The job was cancelled and its worker could not report: the runner completes it as
+    /// `canceled` with `reason` in the job's log, then ends.
+    pub async fn cancel(&self, reason: impl Into<String>) {
+        self.worker_finished(super::api::WorkerOutcome::Cancelled {
+            reason: reason.into(),
+        })
+        .await;
+    }
+
     /// Tells the runner its worker ended.
     pub async fn worker_finished(&self, outcome: super::api::WorkerOutcome) {
         let _ = self

@@ -1,3 +1,4 @@
 //! The worker side: stdin frames and the `Runner.Worker` adapter.
 
 pub mod adapter;
+pub mod frames;

@@ -4,6 +4,7 @@
 
 pub mod binding;
 pub mod dispatch;
+pub mod intake;
 pub mod event;
 pub mod jobs;
 pub mod matching;

@@ -45,7 +45,14 @@ fn manifest() -> Value {
     serde_json::from_str(&std::fs::read_to_string(format!("{DIR}manifest.json")).unwrap()).unwrap()
 }
 
-async fn post(url: &str, event: &str, delivery: &str, sig: Option<&str>, body: Vec<u8>, form: bool) -> u16 {
+async fn post(
+    url: &str,
+    event: &str,
+    delivery: &str,
+    sig: Option<&str>,
+    body: Vec<u8>,
+    form: bool,
+) -> u16 {
     let client = reqwest::Client::new();
     let mut req = client
         .post(url)
@@ -53,7 +60,11 @@ async fn post(url: &str, event: &str, delivery: &str, sig: Option<&str>, body: V
         .header("X-GitHub-Delivery", delivery)
         .header(
             "Content-Type",
-            if form { "application/x-www-form-urlencoded" } else { "application/json" },
+            if form {
+                "application/x-www-form-urlencoded"
+            } else {
+                "application/json"
+            },
         )
         .body(body);
     if let Some(s) = sig {
@@ -70,7 +81,15 @@ async fn fixtures_with_their_signatures_are_accepted() {
     for (i, f) in m["fixtures"].as_array().unwrap().iter().enumerate() {
         let body = std::fs::read(format!("{DIR}{}", f["file"].as_str().unwrap())).unwrap();
         let event = f["event"].as_str().unwrap();
-        let status = post(&l.url, event, &format!("d-{i}"), f["x_hub_signature_256"].as_str(), body, false).await;
+        let status = post(
+            &l.url,
+            event,
+            &format!("d-{i}"),
+            f["x_hub_signature_256"].as_str(),
+            body,
+            false,
+        )
+        .await;
         let want = if event == "ping" { 200 } else { 202 };
         assert_eq!(status, want, "{}", f["file"]);
         if event == "workflow_job" {
@@ -78,7 +97,10 @@ async fn fixtures_with_their_signatures_are_accepted() {
         }
     }
     for _ in 0..jobs {
-        assert!(matches!(l.inputs.recv().await, Some(Input::Observed { .. })));
+        assert!(matches!(
+            l.inputs.recv().await,
+            Some(Input::Observed { .. })
+        ));
     }
     assert_eq!(l.counters.snapshot().rejected, 0);
     l.stop.cancel();
@@ -95,19 +117,42 @@ async fn tampered_fixtures_are_refused_with_401() {
     let mut changed = body.clone();
     let at = changed.len() / 2;
     changed[at] ^= 0x01;
-    assert_eq!(post(&l.url, "workflow_job", "t1", Some(sig), changed, false).await, 401);
+    assert_eq!(
+        post(&l.url, "workflow_job", "t1", Some(sig), changed, false).await,
+        401
+    );
     // A sha1= signature (the legacy header format).
     let sha1 = format!("sha1={}", &sig["sha256=".len()..][..40]);
-    assert_eq!(post(&l.url, "workflow_job", "t2", Some(&sha1), body.clone(), false).await, 401);
+    assert_eq!(
+        post(
+            &l.url,
+            "workflow_job",
+            "t2",
+            Some(&sha1),
+            body.clone(),
+            false
+        )
+        .await,
+        401
+    );
     // No signature.
-    assert_eq!(post(&l.url, "workflow_job", "t3", None, body.clone(), false).await, 401);
+    assert_eq!(
+        post(&l.url, "workflow_job", "t3", None, body.clone(), false).await,
+        401
+    );
     // The same JSON re-serialised (pretty): the signature is over bytes, not meaning.
     let v: Value = serde_json::from_slice(&body).unwrap();
     let pretty = serde_json::to_vec_pretty(&v).unwrap();
     assert_ne!(pretty, body);
-    assert_eq!(post(&l.url, "workflow_job", "t4", Some(sig), pretty, false).await, 401);
+    assert_eq!(
+        post(&l.url, "workflow_job", "t4", Some(sig), pretty, false).await,
+        401
+    );
     assert_eq!(l.counters.snapshot().rejected, 4);
-    assert!(l.inputs.try_recv().is_err(), "nothing refused reaches the engine");
+    assert!(
+        l.inputs.try_recv().is_err(),
+        "nothing refused reaches the engine"
+    );
     l.stop.cancel();
 }
 
@@ -116,27 +161,93 @@ async fn malformed_oversized_duplicate_form_and_other_events() {
     let secret = "s3cret";
     let mut l = start(Some(secret)).await;
     let bad = b"{not json".to_vec();
-    assert_eq!(post(&l.url, "workflow_job", "m1", Some(&sign(secret.as_bytes(), &bad)), bad, false).await, 400);
+    assert_eq!(
+        post(
+            &l.url,
+            "workflow_job",
+            "m1",
+            Some(&sign(secret.as_bytes(), &bad)),
+            bad,
+            false
+        )
+        .await,
+        400
+    );
 
     let big = vec![b' '; 25 * 1024 * 1024 + 1];
-    let status = post(&l.url, "workflow_job", "m2", Some(&sign(secret.as_bytes(), &big)), big, false).await;
+    let status = post(
+        &l.url,
+        "workflow_job",
+        "m2",
+        Some(&sign(secret.as_bytes(), &big)),
+        big,
+        false,
+    )
+    .await;
     assert_eq!(status, 413);
 
     let body = std::fs::read(format!("{DIR}workflow_job.05.queued.json")).unwrap();
     let sig = sign(secret.as_bytes(), &body);
-    assert_eq!(post(&l.url, "workflow_job", "dup", Some(&sig), body.clone(), false).await, 202);
-    assert_eq!(post(&l.url, "workflow_job", "dup", Some(&sig), body.clone(), false).await, 200);
-    assert!(matches!(l.inputs.recv().await, Some(Input::Observed { .. })));
-    assert!(l.inputs.try_recv().is_err(), "the duplicate was not enqueued");
+    assert_eq!(
+        post(
+            &l.url,
+            "workflow_job",
+            "dup",
+            Some(&sig),
+            body.clone(),
+            false
+        )
+        .await,
+        202
+    );
+    assert_eq!(
+        post(
+            &l.url,
+            "workflow_job",
+            "dup",
+            Some(&sig),
+            body.clone(),
+            false
+        )
+        .await,
+        200
+    );
+    assert!(matches!(
+        l.inputs.recv().await,
+        Some(Input::Observed { .. })
+    ));
+    assert!(
+        l.inputs.try_recv().is_err(),
+        "the duplicate was not enqueued"
+    );
     assert_eq!(l.counters.snapshot().duplicates, 1);
 
-    let form = serde_urlencoded::to_string([("payload", String::from_utf8(body).unwrap())]).unwrap().into_bytes();
+    let form = serde_urlencoded::to_string([("payload", String::from_utf8(body).unwrap())])
+        .unwrap()
+        .into_bytes();
     let sig = sign(secret.as_bytes(), &form);
-    assert_eq!(post(&l.url, "workflow_job", "form", Some(&sig), form, true).await, 202);
-    assert!(matches!(l.inputs.recv().await, Some(Input::Observed { .. })));
+    assert_eq!(
+        post(&l.url, "workflow_job", "form", Some(&sig), form, true).await,
+        202
+    );
+    assert!(matches!(
+        l.inputs.recv().await,
+        Some(Input::Observed { .. })
+    ));
 
     let push = b"{}".to_vec();
-    assert_eq!(post(&l.url, "push", "p", Some(&sign(secret.as_bytes(), &push)), push, false).await, 202);
+    assert_eq!(
+        post(
+            &l.url,
+            "push",
+            "p",
+            Some(&sign(secret.as_bytes(), &push)),
+            push,
+            false
+        )
+        .await,
+        202
+    );
     assert!(l.inputs.try_recv().is_err(), "other events are ignored");
     l.stop.cancel();
 }
@@ -144,13 +255,24 @@ async fn malformed_oversized_duplicate_form_and_other_events() {
 #[tokio::test]
 async fn unsigned_listener_only_with_the_explicit_opt_in() {
     let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let err = webhook::secret_for(addr, None, false).unwrap_err().to_string();
-    assert!(err.contains("secret") && err.contains("insecure_unsigned_webhooks"), "{err}");
+    let err = webhook::secret_for(addr, None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("secret") && err.contains("insecure_unsigned_webhooks"),
+        "{err}"
+    );
     assert!(webhook::secret_for(addr, None, true).unwrap().is_none());
     let mut l = start(None).await;
     let body = std::fs::read(format!("{DIR}workflow_job.05.queued.json")).unwrap();
-    assert_eq!(post(&l.url, "workflow_job", "u", None, body, false).await, 202);
-    assert!(matches!(l.inputs.recv().await, Some(Input::Observed { .. })));
+    assert_eq!(
+        post(&l.url, "workflow_job", "u", None, body, false).await,
+        202
+    );
+    assert!(matches!(
+        l.inputs.recv().await,
+        Some(Input::Observed { .. })
+    ));
     l.stop.cancel();
 }
 

@@ -4,9 +4,10 @@
 
 pub mod binding;
 pub mod dispatch;
-pub mod intake;
 pub mod event;
+pub mod intake;
 pub mod jobs;
 pub mod matching;
 pub mod reconcile;
 pub mod serve;
+pub mod supervisor;

@@ -96,7 +96,10 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/webhooks/");
         for (file, status) in [
             ("workflow_job.05.queued.json", ObservedStatus::Queued),
-            ("workflow_job.03.in_progress.json", ObservedStatus::InProgress),
+            (
+                "workflow_job.03.in_progress.json",
+                ObservedStatus::InProgress,
+            ),
             ("workflow_job.01.completed.json", ObservedStatus::Completed),
             ("workflow_job.07.waiting.json", ObservedStatus::Waiting),
         ] {
@@ -104,7 +107,10 @@ mod tests {
             let v: Value = serde_json::from_str(&text).unwrap();
             let job = parse_workflow_job_payload(&v).unwrap();
             assert_eq!(job.status, status, "{file}");
-            assert!(job.id > 0 && job.run_id > 0 && !job.repository.is_empty(), "{file}");
+            assert!(
+                job.id > 0 && job.run_id > 0 && !job.repository.is_empty(),
+                "{file}"
+            );
         }
     }
 

@@ -49,7 +49,11 @@ pub enum ListenerError {
 }
 
 /// Verifies a `X-Hub-Signature-256` header value over `body`, in constant time.
-pub fn verify_signature(secret: &[u8], header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
+pub fn verify_signature(
+    secret: &[u8],
+    header: Option<&str>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let hex_part = header
         .trim()
@@ -61,7 +65,8 @@ pub fn verify_signature(secret: &[u8], header: Option<&str>, body: &[u8]) -> Res
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
     mac.update(body);
-    mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// `sha256=<hex>` for `body`: what GitHub sends (used by tests and the simulator).
@@ -114,8 +119,12 @@ async fn handle(
             return reject(why);
         }
     }
-    let event = header(&headers, "x-github-event").unwrap_or_default().to_string();
-    let delivery = header(&headers, "x-github-delivery").unwrap_or_default().to_string();
+    let event = header(&headers, "x-github-event")
+        .unwrap_or_default()
+        .to_string();
+    let delivery = header(&headers, "x-github-delivery")
+        .unwrap_or_default()
+        .to_string();
     state.counters.update(|s| {
         s.deliveries += 1;
         s.last_delivery = Some(chrono::Utc::now());
@@ -158,7 +167,10 @@ async fn handle(
         source: Source::Webhook,
     }) {
         Ok(()) => (StatusCode::ACCEPTED, "queued\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "engine busy, redeliver later\n"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine busy, redeliver later\n",
+        ),
     }
 }
 
@@ -171,7 +183,9 @@ pub fn secret_for(
     match (secret, insecure) {
         (Some(s), _) => Ok(Some(s.clone())),
         (None, true) => {
-            tracing::warn!("webhook listener on {addr} accepts UNSIGNED deliveries (insecure_unsigned_webhooks: true)");
+            tracing::warn!(
+                "webhook listener on {addr} accepts UNSIGNED deliveries (insecure_unsigned_webhooks: true)"
+            );
             Ok(None)
         }
         (None, false) => Err(ListenerError::NoSecret(addr)),

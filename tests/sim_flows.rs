@@ -122,7 +122,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
     assert_eq!(j.status, JobStatus::Completed);
     assert_eq!(j.conclusion.as_deref(), Some("success"));
     assert_eq!(j.completed_via, Some(CompletionPath::PlanEvent));
-    // Ephemeral: the service deletes the runner after its job; its token stops working.
+    // Ephemeral: the service deletes the runner after its job; its calls find no agent.
     assert!(sim.runners().is_empty());
     let again = c
         .call(
@@ -132,7 +132,8 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
             Some(json!({ "requestId": job["requestId"] })),
         )
         .await;
-    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(again.body["typeKey"], "TaskAgentNotFoundException");
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     sim.shutdown();
     job

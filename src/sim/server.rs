@@ -105,7 +105,7 @@ impl Simulator {
                 tracing::error!("simulator server: {e}");
             }
         });
-        tokio::spawn(super::webhook::deliver(shared.clone(), webhook_rx));
+        tokio::spawn(super::webhook::deliver(shared.shutdown.clone(), webhook_rx));
         tokio::spawn(sweep_locks(shared.clone()));
         tracing::info!(%base, "simulated GitHub listening");
         Ok(SimHandle { shared, base })

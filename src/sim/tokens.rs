@@ -158,12 +158,6 @@ impl Tokens {
             issued.expires = issued.expires.min(Utc::now());
         }
     }
-
-    /// Forgets every OAuth token of a runner (the runner was deleted).
-    pub fn revoke_agent(&mut self, agent: u64) {
-        self.issued
-            .retain(|_, i| i.grant != Grant::OAuth { agent_id: agent });
-    }
 }
 
 #[cfg(test)]

@@ -200,7 +200,9 @@ impl World {
     }
 
     /// Queues a webhook delivery (the delivery task applies target and faults).
-    pub fn emit(&mut self, event: WebhookEvent) {
+    pub fn emit(&mut self, mut event: WebhookEvent) {
+        event.target = self.webhook_target.clone();
+        event.faults = self.webhook_faults.clone();
         // The receiver lives as long as the simulator; a send error only means shutdown.
         let _ = self.webhooks.send(event);
     }

@@ -90,8 +90,9 @@ impl World {
         self.agents.values().find(|a| a.name == name)
     }
 
-    /// Removes a runner, its session and its tokens. A job offered to it but not yet taken
-    /// goes back to the queue (the service re-routes it).
+    /// Removes a runner and its session. A job offered to it but not yet taken goes back to
+    /// the queue (the service re-routes it). Its OAuth tokens stay syntactically valid until
+    /// they expire, so its calls fail with "runner not found" (E10, E13), as on GitHub.
     pub fn delete_agent(&mut self, id: u64) -> bool {
         let Some(agent) = self.agents.remove(&id) else {
             return false;
@@ -99,7 +100,6 @@ impl World {
         if let Some(session) = &agent.session {
             self.sessions.remove(session);
         }
-        self.tokens.revoke_agent(id);
         if let Some(job) = agent.job {
             self.requeue_if_untaken(job, &agent);
         }

@@ -15,14 +15,22 @@ fn three_label_sets() -> Vec<Worker> {
     ]
 }
 
-const SETS: &[&[&str]] = &[&["self-hosted", "linux"], &["self-hosted", "linux", "big"], &["self-hosted", "windows"]];
+const SETS: &[&[&str]] = &[
+    &["self-hosted", "linux"],
+    &["self-hosted", "linux", "big"],
+    &["self-hosted", "windows"],
+];
 
 fn assert_all_succeeded(sim: &megascaler::sim::SimHandle, ids: &[(u64, Vec<String>)]) {
     for (id, labels) in ids {
         let j = sim.job(*id).unwrap();
         assert_eq!(j.status, JobStatus::Completed, "job {id}");
         // sim-worker reports failure when started for other labels than the job's.
-        assert_eq!(j.conclusion.as_deref(), Some("success"), "job {id} {labels:?}: {j:?}");
+        assert_eq!(
+            j.conclusion.as_deref(),
+            Some("success"),
+            "job {id} {labels:?}: {j:?}"
+        );
     }
 }
 
@@ -31,11 +39,25 @@ async fn fifty_jobs_with_the_worst_runner_choice_each_run_their_own_worker() {
     let sim = simulator(Assignment::MostLabels).await;
     let mut serve = start_serve(&sim, Setup::new(three_label_sets())).await;
     let ids = queue(&sim, 50, SETS, None);
-    all_done(&sim, &serve, &ids.iter().map(|j| j.0).collect::<Vec<_>>(), Duration::from_secs(400)).await;
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(400),
+    )
+    .await;
     assert_all_succeeded(&sim, &ids);
     let log = serve.stderr();
-    assert!(log.contains("the runner was registered for job"), "some job landed on another job's runner");
-    assert_eq!(serve.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60)).await, Some(0));
+    assert!(
+        log.contains("the runner was registered for job"),
+        "some job landed on another job's runner"
+    );
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -45,9 +67,20 @@ async fn webhooks_only() {
     setup.polling = false;
     let mut serve = start_serve(&sim, setup).await;
     let ids = queue(&sim, 9, SETS, None);
-    all_done(&sim, &serve, &ids.iter().map(|j| j.0).collect::<Vec<_>>(), Duration::from_secs(300)).await;
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(300),
+    )
+    .await;
     assert_all_succeeded(&sim, &ids);
-    assert_eq!(serve.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60)).await, Some(0));
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,27 +90,63 @@ async fn polling_only() {
     setup.webhooks = false;
     let mut serve = start_serve(&sim, setup).await;
     let ids = queue(&sim, 9, SETS, None);
-    all_done(&sim, &serve, &ids.iter().map(|j| j.0).collect::<Vec<_>>(), Duration::from_secs(300)).await;
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(300),
+    )
+    .await;
     assert_all_succeeded(&sim, &ids);
-    assert_eq!(serve.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60)).await, Some(0));
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lossy_webhooks_with_polling() {
     let sim = simulator(Assignment::MostLabels).await;
-    sim.set_webhook_faults(WebhookFaults { drop: 0.3, duplicate: 0.2, reorder: 0.2, delay: Duration::ZERO });
+    sim.set_webhook_faults(WebhookFaults {
+        drop: 0.3,
+        duplicate: 0.2,
+        reorder: 0.2,
+        delay: Duration::ZERO,
+    });
     let mut serve = start_serve(&sim, Setup::new(three_label_sets())).await;
     let ids = queue(&sim, 20, SETS, None);
-    all_done(&sim, &serve, &ids.iter().map(|j| j.0).collect::<Vec<_>>(), Duration::from_secs(300)).await;
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(300),
+    )
+    .await;
     assert_all_succeeded(&sim, &ids);
-    assert_eq!(serve.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60)).await, Some(0));
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crashing_worker_fails_its_job_with_the_reason() {
     let sim = simulator(Assignment::First).await;
-    let mut serve = start_serve(&sim, Setup::new(vec![Worker::sim(&["self-hosted", "linux"])])).await;
-    let script = WorkerScript { steps: 1, step_millis: 10, crash: true, ..Default::default() };
+    let mut serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    let script = WorkerScript {
+        steps: 1,
+        step_millis: 10,
+        crash: true,
+        ..Default::default()
+    };
     let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], Some(script));
     let id = ids[0].0;
     all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
@@ -85,21 +154,41 @@ async fn crashing_worker_fails_its_job_with_the_reason() {
     assert_eq!(job.conclusion.as_deref(), Some("failure"), "{job:?}");
     let log = serve.stderr();
     assert!(
-        log.lines().any(|l| l.contains(&format!("job {id}: running -> failed")) && l.contains("exit status: 3")),
+        log.lines()
+            .any(|l| l.contains(&format!("job {id}: running -> failed"))
+                && l.contains("exit status: 3")),
         "the reason is logged: {log}"
     );
-    assert_eq!(serve.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60)).await, Some(0));
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_hanging_on_cancel_is_ended_by_the_escalation() {
     let sim = simulator(Assignment::First).await;
-    let mut serve = start_serve(&sim, Setup::new(vec![Worker::sim(&["self-hosted", "linux"])])).await;
-    let script = WorkerScript { steps: 1000, step_millis: 100, hang_on_cancel: true, ..Default::default() };
+    let mut serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    let script = WorkerScript {
+        steps: 1000,
+        step_millis: 100,
+        hang_on_cancel: true,
+        ..Default::default()
+    };
     let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], Some(script));
     let id = ids[0].0;
     assert!(
-        sim.wait_until(|s| s.job(id).is_some_and(|j| j.status == JobStatus::InProgress), Duration::from_secs(120)).await,
+        sim.wait_until(
+            |s| s.job(id).is_some_and(|j| j.status == JobStatus::InProgress),
+            Duration::from_secs(120)
+        )
+        .await,
         "job never started: {}",
         serve.stderr()
     );
@@ -111,18 +200,33 @@ async fn worker_hanging_on_cancel_is_ended_by_the_escalation() {
     let log = std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log"))).unwrap();
     assert!(log.contains("cancel request (type 2) ignored"), "{log}");
     assert!(log.contains("signal: 9"), "SIGKILL ended it: {log}");
-    assert_eq!(serve.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60)).await, Some(0));
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn graceful_shutdown_with_jobs_running() {
     let sim = simulator(Assignment::First).await;
-    let mut serve = start_serve(&sim, Setup::new(vec![Worker::sim(&["self-hosted", "linux"])])).await;
-    let script = WorkerScript { steps: 1000, step_millis: 100, ..Default::default() };
+    let mut serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    let script = WorkerScript {
+        steps: 1000,
+        step_millis: 100,
+        ..Default::default()
+    };
     let ids = queue(&sim, 3, &[&["self-hosted", "linux"]], Some(script));
     assert!(
         sim.wait_until(
-            |s| ids.iter().all(|(id, _)| s.job(*id).is_some_and(|j| j.status == JobStatus::InProgress)),
+            |s| ids.iter().all(|(id, _)| s
+                .job(*id)
+                .is_some_and(|j| j.status == JobStatus::InProgress)),
             Duration::from_secs(120)
         )
         .await,
@@ -130,13 +234,23 @@ async fn graceful_shutdown_with_jobs_running() {
         serve.stderr()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let code = serve.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(90)).await;
+    let code = serve
+        .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(90))
+        .await;
     assert_eq!(code, Some(0), "{}", serve.stderr());
     for (id, _) in &ids {
         let j = sim.job(*id).unwrap();
-        assert_eq!(j.status, JobStatus::Completed, "job {id} completed at shutdown: {j:?}");
+        assert_eq!(
+            j.status,
+            JobStatus::Completed,
+            "job {id} completed at shutdown: {j:?}"
+        );
         assert_eq!(j.conclusion.as_deref(), Some("cancelled"), "{j:?}");
     }
-    assert!(sim.runners().is_empty(), "runners left: {:?}", sim.runners());
+    assert!(
+        sim.runners().is_empty(),
+        "runners left: {:?}",
+        sim.runners()
+    );
     assert!(serve.stderr().contains("shutting down"));
 }

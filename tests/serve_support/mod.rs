@@ -26,7 +26,12 @@ impl Worker {
     pub fn sim(labels: &[&str]) -> Self {
         Worker {
             labels: labels.iter().map(|s| s.to_string()).collect(),
-            args: vec![BIN.into(), "sim-worker".into(), "--labels".into(), labels.join(",")],
+            args: vec![
+                BIN.into(),
+                "sim-worker".into(),
+                "--labels".into(),
+                labels.join(","),
+            ],
             allocate: vec![],
             release: vec![],
             env: vec![],
@@ -45,7 +50,13 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(workers: Vec<Worker>) -> Self {
-        Setup { webhooks: true, polling: true, workers, max_parallel: None, extra_env: vec![] }
+        Setup {
+            webhooks: true,
+            polling: true,
+            workers,
+            max_parallel: None,
+            extra_env: vec![],
+        }
     }
 }
 
@@ -66,7 +77,11 @@ impl Serve {
     }
 
     /// Sends `sig` and waits for the exit status (code), at most `timeout`.
-    pub async fn signal_and_wait(&mut self, sig: nix::sys::signal::Signal, timeout: Duration) -> Option<i32> {
+    pub async fn signal_and_wait(
+        &mut self,
+        sig: nix::sys::signal::Signal,
+        timeout: Duration,
+    ) -> Option<i32> {
         let child = self.child.as_mut()?;
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, sig);
@@ -103,11 +118,18 @@ pub async fn simulator(assignment: Assignment) -> SimHandle {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn yaml_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| serde_json::to_string(s).unwrap()).collect();
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
     format!("[{}]", quoted.join(", "))
 }
 
@@ -132,7 +154,11 @@ pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
     }
     yaml.push_str("worker:\n");
     for w in &setup.workers {
-        yaml.push_str(&format!("- labels: {}\n  args: {}\n", yaml_list(&w.labels), yaml_list(&w.args)));
+        yaml.push_str(&format!(
+            "- labels: {}\n  args: {}\n",
+            yaml_list(&w.labels),
+            yaml_list(&w.args)
+        ));
         if !w.allocate.is_empty() {
             yaml.push_str(&format!("  allocate: {}\n", yaml_list(&w.allocate)));
         }
@@ -162,7 +188,11 @@ pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .expect("serve starts");
-    let serve = Serve { child: Some(child), dir, stderr_path };
+    let serve = Serve {
+        child: Some(child),
+        dir,
+        stderr_path,
+    };
     if setup.webhooks {
         let mut up = false;
         for _ in 0..600 {
@@ -182,18 +212,28 @@ pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
 }
 
 /// Queues `n` jobs cycling over `label_sets`; returns their ids and labels.
-pub fn queue(sim: &SimHandle, n: usize, label_sets: &[&[&str]], script: Option<megascaler::sim::WorkerScript>) -> Vec<(u64, Vec<String>)> {
+pub fn queue(
+    sim: &SimHandle,
+    n: usize,
+    label_sets: &[&[&str]],
+    script: Option<megascaler::sim::WorkerScript>,
+) -> Vec<(u64, Vec<String>)> {
     (0..n)
         .map(|i| {
             let labels = label_sets[i % label_sets.len()];
             let mut spec = JobSpec::new(REPO, labels);
             spec.job_name = format!("job-{i}");
-            spec.script = script.clone().unwrap_or_else(|| megascaler::sim::WorkerScript {
-                steps: 2,
-                step_millis: 50,
-                ..Default::default()
-            });
-            (sim.queue_job(spec), labels.iter().map(|s| s.to_string()).collect())
+            spec.script = script
+                .clone()
+                .unwrap_or_else(|| megascaler::sim::WorkerScript {
+                    steps: 2,
+                    step_millis: 50,
+                    ..Default::default()
+                });
+            (
+                sim.queue_job(spec),
+                labels.iter().map(|s| s.to_string()).collect(),
+            )
         })
         .collect()
 }
@@ -203,8 +243,10 @@ pub async fn all_done(sim: &SimHandle, serve: &Serve, ids: &[u64], timeout: Dura
     let ok = sim
         .wait_until(
             |s| {
-                ids.iter().all(|id| s.job(*id).is_some_and(|j| j.status == megascaler::sim::JobStatus::Completed))
-                    && s.runners().is_empty()
+                ids.iter().all(|id| {
+                    s.job(*id)
+                        .is_some_and(|j| j.status == megascaler::sim::JobStatus::Completed)
+                }) && s.runners().is_empty()
             },
             timeout,
         )

@@ -254,3 +254,67 @@ async fn graceful_shutdown_with_jobs_running() {
     );
     assert!(serve.stderr().contains("shutting down"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn job_through_the_ssh_worker_scripts_against_a_local_sshd() {
+    let sshd_dir = tempfile::tempdir().unwrap();
+    let sshd = match sshd::start_sshd(sshd_dir.path()) {
+        Ok(s) => s,
+        Err(why) => {
+            println!("SKIPPED job_through_the_ssh_worker_scripts_against_a_local_sshd: {why}");
+            return;
+        }
+    };
+    let assets = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/workers/");
+    let target = format!("root@127.0.0.1:{}", sshd.port);
+    let worker = Worker {
+        labels: vec!["self-hosted".into(), "ssh".into()],
+        allocate: vec![format!("{assets}ssh-allocate.sh"), target.clone()],
+        args: vec![format!("{assets}ssh-worker.sh"), "{target}".into()],
+        release: vec![format!("{assets}ssh-release.sh"), "{target}".into()],
+        env: vec![
+            ("HOME".into(), sshd_dir.path().display().to_string()),
+            (
+                "MEGASCALER_SSH_STATE".into(),
+                sshd_dir.path().join("slots").display().to_string(),
+            ),
+            (
+                "MEGASCALER_SSH_OPTS".into(),
+                format!(
+                    "-i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                    sshd.client_key.display()
+                ),
+            ),
+            (
+                "MEGASCALER_SSH_WORKER".into(),
+                format!("{BIN} sim-worker --labels self-hosted,ssh"),
+            ),
+        ],
+    };
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(&sim, Setup::new(vec![worker])).await;
+    let ids = queue(&sim, 2, &[&["self-hosted", "ssh"]], None);
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(200),
+    )
+    .await;
+    assert_all_succeeded(&sim, &ids);
+    for (id, _) in &ids {
+        let log =
+            std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log"))).unwrap();
+        assert!(
+            log.contains(&format!("allocated target: {target}")),
+            "{log}"
+        );
+        assert!(log.contains("ssh-worker.sh"), "{log}");
+    }
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}

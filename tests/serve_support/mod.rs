@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use megascaler::sim::{Assignment, JobSpec, SimConfig, SimHandle, Simulator, WebhookTarget};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

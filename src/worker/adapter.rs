@@ -13,6 +13,7 @@
 
 use crate::worker::frames;
 use anyhow::Context;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -44,10 +45,11 @@ pub fn forward_frames<R: Read, W: Write>(input: &mut R, output: &mut W) -> anyho
     Ok(())
 }
 
-/// An inheritable copy of a pipe end: `dup(2)` never sets close-on-exec on the copy.
-fn inheritable(fd: impl Into<OwnedFd>) -> anyhow::Result<OwnedFd> {
-    let fd: OwnedFd = fd.into();
-    nix::unistd::dup(&fd).context("dup")
+/// Marks one of our own pipe ends close-on-exec, so the worker does not inherit it (it would
+/// then never see end-of-input on its channel).
+fn keep_private(fd: &OwnedFd) -> anyhow::Result<()> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).context("fcntl(FD_CLOEXEC)")?;
+    Ok(())
 }
 
 /// Maps `Runner.Worker`'s exit code to the adapter's: 0 for 100–105, else 1.
@@ -60,12 +62,11 @@ pub fn exit_code_for(worker_code: Option<i32>) -> u8 {
 
 /// Runs the adapter; returns the exit code.
 pub fn run(worker: &Path) -> anyhow::Result<u8> {
-    // std's pipes are close-on-exec at both ends; only the worker's ends get inheritable
-    // copies, so the child never holds our ends (and sees EOF when we close them).
-    let (worker_reads, we_write) = std::io::pipe().context("pipe")?;
-    let (we_read, worker_writes) = std::io::pipe().context("pipe")?;
-    let worker_reads = inheritable(worker_reads)?;
-    let worker_writes = inheritable(worker_writes)?;
+    // nix's pipe() leaves both ends inheritable; only the worker's ends may cross into it.
+    let (worker_reads, we_write) = nix::unistd::pipe().context("pipe")?;
+    let (we_read, worker_writes) = nix::unistd::pipe().context("pipe")?;
+    keep_private(&we_write)?;
+    keep_private(&we_read)?;
     let in_fd = worker_reads.as_raw_fd().to_string();
     let out_fd = worker_writes.as_raw_fd().to_string();
     let mut command = if worker.extension().is_some_and(|e| e == "dll") {
@@ -84,12 +85,12 @@ pub fn run(worker: &Path) -> anyhow::Result<u8> {
     drop(worker_writes);
 
     // Runner.Worker sends nothing we need back; drain its channel so it never blocks on it.
-    let mut from_worker = File::from(OwnedFd::from(we_read));
+    let mut from_worker = File::from(we_read);
     std::thread::spawn(move || {
         let mut sink = [0u8; 4096];
         while matches!(from_worker.read(&mut sink), Ok(n) if n > 0) {}
     });
-    let mut to_worker = File::from(OwnedFd::from(we_write));
+    let mut to_worker = File::from(we_write);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
         if let Err(e) = forward_frames(&mut stdin, &mut to_worker) {

@@ -135,6 +135,49 @@ async fn lossy_webhooks_with_polling() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crashing_worker_fails_its_job_with_the_reason() {
+    // A worker that reads its job and dies without reporting.
+    let dir = tempfile::tempdir().unwrap();
+    let crash = dir.path().join("crash.sh");
+    std::fs::write(
+        &crash,
+        "#!/bin/sh\nhead -c 8 >/dev/null\necho 'fatal: out of disk space' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&crash).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&crash, perm).unwrap();
+    let mut worker = Worker::sim(&["self-hosted", "linux"]);
+    worker.args = vec![crash.display().to_string()];
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(&sim, Setup::new(vec![worker])).await;
+    let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], None);
+    let id = ids[0].0;
+    all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
+    let job = sim.job(id).unwrap();
+    assert_eq!(job.conclusion.as_deref(), Some("failure"), "{job:?}");
+    let log = serve.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("job {id}: running -> failed"))
+                && l.contains("exit status: 3")),
+        "the reason is logged: {log}"
+    );
+    assert!(
+        log.contains("fatal: out of disk space"),
+        "last output in the reason: {log}"
+    );
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+/// The same with `sim-worker`'s own crash (blocked on a sim-worker exit bug, reported to sim).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "sim-worker does not exit after a scripted crash while stdin is open (for-sim.md 03:00)"]
+async fn crashing_sim_worker_fails_its_job() {
     let sim = simulator(Assignment::First).await;
     let mut serve = start_serve(
         &sim,
@@ -148,16 +191,10 @@ async fn crashing_worker_fails_its_job_with_the_reason() {
         ..Default::default()
     };
     let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], Some(script));
-    let id = ids[0].0;
-    all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
-    let job = sim.job(id).unwrap();
-    assert_eq!(job.conclusion.as_deref(), Some("failure"), "{job:?}");
-    let log = serve.stderr();
-    assert!(
-        log.lines()
-            .any(|l| l.contains(&format!("job {id}: running -> failed"))
-                && l.contains("exit status: 3")),
-        "the reason is logged: {log}"
+    all_done(&sim, &serve, &[ids[0].0], Duration::from_secs(120)).await;
+    assert_eq!(
+        sim.job(ids[0].0).unwrap().conclusion.as_deref(),
+        Some("failure")
     );
     assert_eq!(
         serve

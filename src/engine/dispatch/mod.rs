@@ -356,7 +356,17 @@ impl Dispatcher {
             });
             pools[i].waiting.push(j.view.id);
         }
-        for r in self.runners.values().filter(|r| r.idle()) {
+        // A runner GitHub already reports as busy is not idle, even before it tells us.
+        let taken: HashSet<&str> = self
+            .jobs
+            .values()
+            .filter_map(|j| j.github_runner.as_deref())
+            .collect();
+        for r in self
+            .runners
+            .values()
+            .filter(|r| r.idle() && !taken.contains(r.name.as_str()))
+        {
             let k = (r.repository.clone(), r.key.clone());
             let i = *pool_index.entry(k).or_insert_with(|| {
                 pools.push(Pool {

@@ -22,7 +22,7 @@ async fn listening(sim: &SimHandle, c: &Client, labels: &[&str]) -> (Runner, Str
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -45,7 +45,7 @@ async fn missing_user_agent_and_wrong_schemes() {
         .call_with(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/registration-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
             None,
             &[],
@@ -57,7 +57,7 @@ async fn missing_user_agent_and_wrong_schemes() {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/registration-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -68,7 +68,7 @@ async fn missing_user_agent_and_wrong_schemes() {
         .call_with(
             Method::POST,
             &format!("{api}/actions/runner-registration"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             Some(body.clone()),
             None,
             &[],
@@ -82,7 +82,7 @@ async fn missing_user_agent_and_wrong_schemes() {
         .call(
             Method::POST,
             &format!("{api}/actions/runner-registration"),
-            Auth::Bearer(&token),
+            Scheme::Bearer(&token),
             Some(body),
         )
         .await;
@@ -94,7 +94,7 @@ async fn missing_user_agent_and_wrong_schemes() {
         .call(
             Method::GET,
             &format!("{tenant}_apis/distributedtask/pools"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             None,
         )
         .await;
@@ -120,7 +120,7 @@ async fn runner_token_where_the_job_token_belongs() {
         .call(
             Method::POST,
             &format!("{broker}session"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -137,7 +137,7 @@ async fn runner_token_where_the_job_token_belongs() {
             .call(
                 Method::POST,
                 &ack_url,
-                Auth::Bearer(&r.token),
+                Scheme::Bearer(&r.token),
                 Some(json!({ "runnerRequestId": rid })),
             )
             .await;
@@ -149,7 +149,7 @@ async fn runner_token_where_the_job_token_belongs() {
         .call(
             Method::POST,
             &format!("{run}acquirejob"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "jobMessageId": rid, "runnerOS": "Linux" })),
         )
         .await
@@ -160,7 +160,7 @@ async fn runner_token_where_the_job_token_belongs() {
         .call(
             Method::POST,
             &format!("{run}renewjob"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(ids.clone()),
         )
         .await;
@@ -184,7 +184,7 @@ async fn runner_token_where_the_job_token_belongs() {
         .call(
             Method::POST,
             &format!("{run}completejob"),
-            Auth::Bearer(&job_token),
+            Scheme::Bearer(&job_token),
             Some(done),
         )
         .await;
@@ -196,7 +196,7 @@ async fn runner_token_where_the_job_token_belongs() {
         .call(
             Method::GET,
             &format!("{broker}message?sessionId={sid}"),
-            Auth::Bearer(&job_token),
+            Scheme::Bearer(&job_token),
             None,
         )
         .await;
@@ -226,7 +226,7 @@ async fn a_second_job_taken_by_a_one_job_runner_is_recorded() {
     c.call(
         Method::DELETE,
         &del(m1["messageId"].as_u64().unwrap()),
-        Auth::Bearer(&r.token),
+        Scheme::Bearer(&r.token),
         None,
     )
     .await;
@@ -243,7 +243,7 @@ async fn a_second_job_taken_by_a_one_job_runner_is_recorded() {
     c.call(
         Method::DELETE,
         &del(m2["messageId"].as_u64().unwrap()),
-        Auth::Bearer(&r.token),
+        Scheme::Bearer(&r.token),
         None,
     )
     .await;
@@ -271,7 +271,7 @@ async fn an_unacked_job_is_rerouted_when_the_runner_leaves() {
         .call(
             Method::DELETE,
             &a.url(SESSIONS, &[("poolId", "1"), ("sessionId", &sid_a)]),
-            Auth::Bearer(&a.token),
+            Scheme::Bearer(&a.token),
             None,
         )
         .await;
@@ -298,7 +298,7 @@ async fn sessions_conflict_and_tokens_expire() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -306,20 +306,25 @@ async fn sessions_conflict_and_tokens_expire() {
     assert_eq!(again.body["typeKey"], "TaskAgentSessionConflictException");
     sim.expire_tokens(TokenKind::OAuthTokens);
     assert_eq!(
-        c.call(Method::GET, &poll_url, Auth::Bearer(&r.token), None)
+        c.call(Method::GET, &poll_url, Scheme::Bearer(&r.token), None)
             .await
             .status,
         StatusCode::UNAUTHORIZED
     );
     sim.expire_tokens(TokenKind::Jwts);
     let pools = c
-        .call(Method::GET, &r.url(POOLS, &[]), Auth::Bearer(&r.jwt), None)
+        .call(
+            Method::GET,
+            &r.url(POOLS, &[]),
+            Scheme::Bearer(&r.jwt),
+            None,
+        )
         .await;
     assert_eq!(pools.status, StatusCode::UNAUTHORIZED);
     // A fresh OAuth token works again.
     let token = oauth(&c, &r.key, &r.agent, Algorithm::RS256).await.unwrap();
     assert_eq!(
-        c.call(Method::GET, &poll_url, Auth::Bearer(&token), None)
+        c.call(Method::GET, &poll_url, Scheme::Bearer(&token), None)
             .await
             .status,
         StatusCode::ACCEPTED
@@ -327,7 +332,7 @@ async fn sessions_conflict_and_tokens_expire() {
     // Deleted server-side: polls say the agent is gone (E13).
     assert!(sim.delete_runner(&r.name));
     let gone = c
-        .call(Method::GET, &poll_url, Auth::Bearer(&token), None)
+        .call(Method::GET, &poll_url, Scheme::Bearer(&token), None)
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.body["typeKey"], "TaskAgentNotFoundException");
@@ -340,7 +345,7 @@ async fn injected_faults_use_each_family_shape() {
     let (r, _sid, poll_url) = listening(&sim, &c, &["linux"]).await;
     sim.inject(endpoint::MESSAGES_GET, Fault::Status(503), 1);
     let a = c
-        .call(Method::GET, &poll_url, Auth::Bearer(&r.token), None)
+        .call(Method::GET, &poll_url, Scheme::Bearer(&r.token), None)
         .await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(a.body["typeKey"].is_string());
@@ -353,11 +358,11 @@ async fn injected_faults_use_each_family_shape() {
         1,
     );
     let a = c
-        .call(Method::GET, &poll_url, Auth::Bearer(&r.token), None)
+        .call(Method::GET, &poll_url, Scheme::Bearer(&r.token), None)
         .await;
     assert_eq!(a.body["typeKey"], "TaskAgentSessionExpiredException");
     assert_eq!(
-        c.call(Method::GET, &poll_url, Auth::Bearer(&r.token), None)
+        c.call(Method::GET, &poll_url, Scheme::Bearer(&r.token), None)
             .await
             .status,
         StatusCode::ACCEPTED
@@ -374,7 +379,7 @@ async fn injected_faults_use_each_family_shape() {
         .call(
             Method::GET,
             &format!("{api}/repos/{REPO}/actions/runs"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -392,7 +397,7 @@ async fn injected_faults_use_each_family_shape() {
         .call(
             Method::GET,
             &format!("{}_services/broker/message?sessionId=x", sim.base_url()),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             None,
         )
         .await;
@@ -413,9 +418,14 @@ async fn injected_faults_use_each_family_shape() {
     );
     sim.inject(endpoint::POOLS_LIST, Fault::Delay { millis: 50 }, 1);
     assert_eq!(
-        c.call(Method::GET, &r.url(POOLS, &[]), Auth::Bearer(&r.jwt), None)
-            .await
-            .status,
+        c.call(
+            Method::GET,
+            &r.url(POOLS, &[]),
+            Scheme::Bearer(&r.jwt),
+            None
+        )
+        .await
+        .status,
         StatusCode::OK
     );
     assert_eq!(sim.counters().get(endpoint::MESSAGES_GET), 3);
@@ -443,7 +453,7 @@ async fn cancelling_a_run_cancels_queued_jobs_and_signals_running_ones() {
                 &[("poolId", "1"), ("messageId", &m["messageId"].to_string())]
             )
         ),
-        Auth::Bearer(&r.token),
+        Scheme::Bearer(&r.token),
         None,
     )
     .await;
@@ -472,11 +482,85 @@ async fn cancelling_a_run_cancels_queued_jobs_and_signals_running_ones() {
             ("planId", plan["planId"].as_str().unwrap()),
         ],
     );
-    let done = c.call(Method::POST, &events, Auth::Bearer(&job_token), Some(json!({ "name": "JobCompleted", "jobId": job["jobId"], "requestId": job["requestId"], "result": "canceled" }))).await;
+    let done = c.call(Method::POST, &events, Scheme::Bearer(&job_token), Some(json!({ "name": "JobCompleted", "jobId": job["jobId"], "requestId": job["requestId"], "result": "canceled" }))).await;
     assert_eq!(done.status, StatusCode::OK);
     assert_eq!(
         sim.job(running).unwrap().conclusion.as_deref(),
         Some("cancelled")
     );
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn timeout_fault_holds_then_answers_504() {
+    let (sim, c) = start(SimConfig {
+        fault_timeout: std::time::Duration::from_millis(200),
+        ..fast()
+    })
+    .await;
+    let (tenant, jwt, _) = tenant(&sim, &c).await;
+    sim.inject(endpoint::POOLS_LIST, Fault::Timeout, 1);
+    let a = c
+        .call(
+            Method::GET,
+            &format!("{tenant}_apis/distributedtask/pools"),
+            Scheme::Bearer(&jwt),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
+    let b = c
+        .call(
+            Method::GET,
+            &format!("{tenant}_apis/distributedtask/pools"),
+            Scheme::Bearer(&jwt),
+            None,
+        )
+        .await;
+    assert_eq!(b.status, StatusCode::OK);
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn agents_are_listed_by_name_and_deleted_with_the_jwt() {
+    let (sim, c) = start(fast()).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::RS256).await;
+    let agents = r.url(AGENTS, &[("poolId", "1")]);
+    let list = c
+        .call(
+            Method::GET,
+            &format!("{agents}?agentName={}", r.name),
+            Scheme::Bearer(&r.jwt),
+            None,
+        )
+        .await;
+    assert_eq!(list.body["count"], json!(1));
+    assert_eq!(
+        list.body["value"][0]["authorization"]["publicKey"]["modulus"],
+        json!(r.key.modulus)
+    );
+    // A duplicate name is refused.
+    let dup = json!({ "name": r.name, "authorization": { "publicKey": { "exponent": r.key.exponent, "modulus": r.key.modulus } } });
+    let again = c
+        .call(Method::POST, &agents, Scheme::Bearer(&r.jwt), Some(dup))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["typeKey"], "TaskAgentExistsException");
+    // The runner token is not the registration JWT.
+    let id = r.agent_id().to_string();
+    let one = r.url(AGENTS, &[("poolId", "1"), ("agentId", &id)]);
+    let wrong = c
+        .call(Method::DELETE, &one, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let del = c
+        .call(Method::DELETE, &one, Scheme::Bearer(&r.jwt), None)
+        .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    assert!(sim.runners().is_empty());
+    let gone = c
+        .call(Method::DELETE, &one, Scheme::Bearer(&r.jwt), None)
+        .await;
+    assert_eq!(gone.body["typeKey"], "TaskAgentNotFoundException");
     sim.shutdown();
 }

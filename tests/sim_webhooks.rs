@@ -114,7 +114,7 @@ async fn job_lifecycle_webhooks_are_signed_and_complete() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -137,7 +137,7 @@ async fn job_lifecycle_webhooks_are_signed_and_complete() {
     c.call(
         Method::PATCH,
         &r.url(JOBREQUESTS, &[("poolId", "1"), ("requestId", &req)]),
-        Auth::Bearer(&r.token),
+        Scheme::Bearer(&r.token),
         Some(json!({ "requestId": job["requestId"] })),
     )
     .await;
@@ -152,7 +152,7 @@ async fn job_lifecycle_webhooks_are_signed_and_complete() {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runs/{run_id}/force-cancel"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;

@@ -152,6 +152,16 @@ impl Tokens {
         }
     }
 
+    /// Every credential value issued so far except job tokens (which legitimately reach
+    /// workers): registration and remove tokens, registration JWTs, runner OAuth tokens.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.issued
+            .iter()
+            .filter(|(_, i)| !matches!(i.grant, Grant::Job { .. }))
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
     /// Expires one token now.
     pub fn expire_token(&mut self, token: &str) {
         if let Some(issued) = self.issued.get_mut(token) {

@@ -174,9 +174,8 @@ async fn crashing_worker_fails_its_job_with_the_reason() {
     );
 }
 
-/// The same with `sim-worker`'s own crash (blocked on a sim-worker exit bug, reported to sim).
+/// The same with `sim-worker`'s own scripted crash.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "sim-worker does not exit after a scripted crash while stdin is open (for-sim.md 03:00)"]
 async fn crashing_sim_worker_fails_its_job() {
     let sim = simulator(Assignment::First).await;
     let mut serve = start_serve(

@@ -78,7 +78,12 @@ async fn no_credential_reaches_a_worker_or_a_log_file() {
     assert!(!env.contains("MEGASCALER_PAT"), "{env}");
 }
 
-/// Credentials the simulator handed out, when it can list them.
-fn issued_secrets(_sim: &megascaler::sim::SimHandle) -> Vec<String> {
-    Vec::new()
+/// Every registration/remove token, registration JWT and runner OAuth token the simulator issued.
+fn issued_secrets(sim: &megascaler::sim::SimHandle) -> Vec<String> {
+    let issued = sim.issued_secrets();
+    assert!(
+        !issued.is_empty(),
+        "the simulator issued runner credentials"
+    );
+    issued
 }

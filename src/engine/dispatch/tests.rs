@@ -519,7 +519,7 @@ fn pause_stops_registrations_until_resumed() {
 #[test]
 fn finished_jobs_are_forgotten_after_the_retention() {
     let mut d = dispatcher(None);
-    d.handle(observed(1, &["windows"]), t(0));
+    d.handle(observed(1, &["windows"], ObservedStatus::Queued), t(0));
     assert_eq!(d.job(1).unwrap().state, JobState::Unmatched);
     d.handle(Input::Tick, t(3599));
     assert!(d.job(1).is_some());

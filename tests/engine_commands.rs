@@ -195,3 +195,43 @@ async fn shutdown_cancels_running_workers_and_closes_the_event_stream() {
     assert_eq!(sim_job_done(&sim, id).await.as_deref(), Some("cancelled"));
     assert!(sim.runners().is_empty(), "{:?}", sim.runners());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redispatch_of_a_finished_job_reruns_it_and_the_new_attempt_runs() {
+    let sim = sim().await;
+    let e = engine(&sim).await;
+    let id = sim.queue_job(JobSpec::new("o/r", &["linux"]));
+    assert_eq!(sim_job_done(&sim, id).await.as_deref(), Some("success"));
+    e.wait(&format!("job {id} final"), |j| {
+        j.get(&id).is_some_and(|v| v.state.is_final())
+    })
+    .await;
+    let run = sim.job(id).unwrap().run_id;
+    e.commands.send(Command::Redispatch(id)).await.unwrap();
+    assert!(
+        sim.wait_until(
+            |s| s.jobs().iter().any(|j| j.run_id == run
+                && j.run_attempt == 2
+                && j.status == JobStatus::Completed
+                && j.conclusion.as_deref() == Some("success")),
+            Duration::from_secs(120)
+        )
+        .await,
+        "the re-run attempt never completed: {:?}",
+        sim.jobs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn force_cancel_of_a_running_job_cancels_its_run() {
+    let sim = sim().await;
+    let e = engine(&sim).await;
+    let id = long_job(&sim);
+    e.wait_state(id, JobState::WorkerRunning).await;
+    e.commands.send(Command::ForceCancelJob(id)).await.unwrap();
+    assert_eq!(sim_job_done(&sim, id).await.as_deref(), Some("cancelled"));
+    e.wait(&format!("job {id} final"), |j| {
+        j.get(&id).is_some_and(|v| v.state.is_final())
+    })
+    .await;
+}

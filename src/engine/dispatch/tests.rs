@@ -3,7 +3,9 @@
 use super::*;
 use crate::config::MatchMode;
 use crate::engine::event::Command;
-use crate::protocol::api::{JobFlow, JobIdentity, RunnerEnvelope, RunnerEvent, WorkerOutcome};
+use crate::protocol::api::{
+    JobFlow, JobIdentity, RunnerEnvelope, RunnerEvent, RunnerRequest, WorkerOutcome,
+};
 use std::sync::Arc;
 
 fn entry(labels: &[&str]) -> WorkerEntry {

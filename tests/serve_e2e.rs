@@ -233,7 +233,17 @@ async fn worker_hanging_on_cancel_is_ended_by_the_escalation() {
     let run = sim.job(id).unwrap().run_id;
     sim.cancel_run(run);
     all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
-    let log = std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log"))).unwrap();
+    // The simulator may complete the cancelled job itself before the escalation ends the worker:
+    // wait for the worker's last line in its log.
+    let path = serve.state_dir().join(format!("jobs/{id}.log"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        if log.contains("[megascaler] cancelled:") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(log.contains("cancel request (type 2) ignored"), "{log}");
     assert!(log.contains("signal: 9"), "SIGKILL ended it: {log}");
     assert_eq!(

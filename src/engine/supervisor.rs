@@ -20,7 +20,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -40,8 +40,9 @@ impl Default for Escalation {
     }
 }
 
-/// Everything one worker needs.
-#[derive(Debug, Clone)]
+/// Everything one worker needs. `Debug` leaves out the message (it holds the job token) and the
+/// environment's values.
+#[derive(Clone)]
 pub struct WorkerSpec {
     pub job: JobId,
     pub entry: WorkerEntry,
@@ -50,6 +51,22 @@ pub struct WorkerSpec {
     pub env: Vec<(String, String)>,
     pub log_path: PathBuf,
     pub escalation: Escalation,
+}
+
+impl std::fmt::Debug for WorkerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSpec")
+            .field("job", &self.job)
+            .field("entry", &self.entry)
+            .field("message", &format_args!("<{} bytes>", self.message.len()))
+            .field(
+                "env",
+                &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
+            .field("log_path", &self.log_path)
+            .field("escalation", &self.escalation)
+            .finish()
+    }
 }
 
 /// Orders for a running worker.
@@ -117,6 +134,7 @@ impl Log {
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .await;
         if let Err(e) = &file {
@@ -160,13 +178,16 @@ async fn run_helper(
     if !output.status.success() {
         let last: Vec<&str> = stderr.lines().rev().take(5).collect();
         return Err(format!(
-            "{kind} command `{program}` failed ({}): {}",
+            "{kind} command `{program}` failed ({}); last output:\n{}",
             output.status,
-            last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            last.into_iter().rev().collect::<Vec<_>>().join("\n")
         ));
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
+
+/// Longest line kept whole; longer ones are split (a newline-free stream must not exhaust memory).
+pub const MAX_LINE_BYTES: u64 = 64 * 1024;
 
 fn read_lines<R: AsyncRead + Unpin + Send + 'static>(
     r: R,
@@ -178,12 +199,20 @@ fn read_lines<R: AsyncRead + Unpin + Send + 'static>(
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
+            match (&mut reader)
+                .take(MAX_LINE_BYTES)
+                .read_until(b'\n', &mut buf)
+                .await
+            {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf)
+                    let cut = buf.last() != Some(&b'\n') && buf.len() as u64 == MAX_LINE_BYTES;
+                    let mut text = String::from_utf8_lossy(&buf)
                         .trim_end_matches(['\n', '\r'])
                         .to_string();
+                    if cut {
+                        text.push_str(" …");
+                    }
                     if tx.send(OutputLine { stream, text }).await.is_err() {
                         break;
                     }
@@ -222,6 +251,15 @@ async fn run(
             }
         }
     };
+    if spec.message.len() > frames::MAX_BODY as usize {
+        let reason = format!(
+            "the job message is {} bytes, over the {} byte frame limit; the worker was not started",
+            spec.message.len(),
+            frames::MAX_BODY
+        );
+        log.line("[megascaler] ", &reason).await;
+        return WorkerOutcome::Failed { reason };
+    }
     let argv = substitute(&spec.entry.args, &target);
     let outcome = run_worker(&spec, &argv, &mut control, inputs, sink, &mut log).await;
     if !spec.entry.release.is_empty() {

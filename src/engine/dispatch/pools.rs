@@ -133,8 +133,16 @@ impl Dispatcher {
             self.settings.runner_name_prefix,
             uuid::Uuid::new_v4()
         );
-        let mut scope_url = self.settings.github_url.clone();
-        scope_url.set_path(&repository);
+        // Intake only accepts `owner/repo` names, so this is always a repository scope (never an
+        // org or enterprise one), and a GHES path prefix is kept.
+        let Some(repo) = crate::config::RepoName::parse(&repository) else {
+            return;
+        };
+        let scope =
+            crate::github::Scope::repository(&self.settings.github_url, &repo.owner, &repo.repo);
+        let Ok(scope_url) = url::Url::parse(&scope.url) else {
+            return;
+        };
         let key = crate::engine::matching::label_key(&labels);
         self.runners.insert(
             name.clone(),

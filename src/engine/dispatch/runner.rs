@@ -404,7 +404,7 @@ impl Dispatcher {
         if let Some(runner) = runner {
             out.push(Effect::FinishJob {
                 runner,
-                outcome: outcome.clone(),
+                outcome: public_outcome(&outcome),
             });
         }
         match outcome {
@@ -430,5 +430,25 @@ impl Dispatcher {
                 );
             }
         }
+    }
+}
+
+/// What GitHub gets to see of an outcome: the first line of the reason only. The worker's last
+/// output stays local (job view, job log): it may hold host paths or unmasked text, and GitHub
+/// shows the reason to everyone who can read the run.
+pub(super) fn public_outcome(outcome: &WorkerOutcome) -> WorkerOutcome {
+    let summary = |reason: &str| {
+        let first = reason.lines().next().unwrap_or_default();
+        let first = first.strip_suffix("; last output:").unwrap_or(first);
+        format!("{first} (the worker's output is in the job log on the megascaler host)")
+    };
+    match outcome {
+        WorkerOutcome::Reported => WorkerOutcome::Reported,
+        WorkerOutcome::Failed { reason } => WorkerOutcome::Failed {
+            reason: summary(reason),
+        },
+        WorkerOutcome::Cancelled { reason } => WorkerOutcome::Cancelled {
+            reason: summary(reason),
+        },
     }
 }

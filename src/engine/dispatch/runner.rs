@@ -196,10 +196,16 @@ impl Dispatcher {
         let Some(pending) = self.runners.get(name).and_then(|r| r.pending.clone()) else {
             return;
         };
+        let runner_key = self
+            .runners
+            .get(name)
+            .map(|r| r.key.clone())
+            .unwrap_or_default();
         let candidates: Vec<Candidate> = self
             .jobs
             .values()
             .map(|j| Candidate {
+                fits: j.key.is_subset(&runner_key),
                 id: j.view.id,
                 repository: &j.view.repository,
                 run_id: j.view.run_id,

@@ -62,6 +62,11 @@ async fn run_all(cfg: SimConfig, setup: Setup, layout: OneRun, n: usize) {
             serve.stderr()
         );
     }
+    assert!(
+        sim.violations().is_empty(),
+        "protocol violations: {:?}",
+        sim.violations()
+    );
     assert_eq!(
         serve
             .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))

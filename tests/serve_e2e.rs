@@ -52,6 +52,11 @@ async fn fifty_jobs_with_the_worst_runner_choice_each_run_their_own_worker() {
         log.contains("the runner was registered for job"),
         "some job landed on another job's runner"
     );
+    assert!(
+        sim.violations().is_empty(),
+        "protocol violations: {:?}",
+        sim.violations()
+    );
     assert_eq!(
         serve
             .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))

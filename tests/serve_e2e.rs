@@ -369,3 +369,59 @@ async fn job_through_the_ssh_worker_scripts_against_a_local_sshd() {
         Some(0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_exits_at_once_and_takes_the_workers_with_it() {
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    // Workers that ignore cancellation: the graceful path would take the whole escalation.
+    let script = WorkerScript {
+        steps: 1000,
+        step_millis: 100,
+        hang_on_cancel: true,
+        ..Default::default()
+    };
+    let ids = queue(&sim, 2, &[&["self-hosted", "linux"]], Some(script));
+    assert!(
+        sim.wait_until(
+            |s| ids.iter().all(|(id, _)| s
+                .job(*id)
+                .is_some_and(|j| j.status == JobStatus::InProgress)),
+            Duration::from_secs(120)
+        )
+        .await
+    );
+    let pids = loop {
+        let pids: Vec<i32> = serve
+            .stderr()
+            .lines()
+            .filter_map(|l| l.split("worker started (pid ").nth(1))
+            .filter_map(|rest| rest.split(')').next()?.parse().ok())
+            .collect();
+        if pids.len() == 2 {
+            break pids;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let child = serve.child.as_ref().unwrap().id() as i32;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let code = serve
+        .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(30))
+        .await;
+    assert_eq!(code, Some(130), "{}", serve.stderr());
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z "),
+            "worker {pid} still runs: {stat}"
+        );
+    }
+}

@@ -99,6 +99,30 @@ impl OutputSink {
     }
 }
 
+/// Process groups of the workers running in this process, so an immediate exit (a second
+/// SIGINT/SIGTERM) can end them instead of leaving jobs running without a runner.
+static LIVE_GROUPS: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// SIGKILLs every worker process group still running; for an exit that cannot wait.
+pub fn kill_all_now() -> usize {
+    let groups = LIVE_GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for g in &groups {
+        signal_group(Some(*g), Signal::SIGKILL);
+    }
+    groups.len()
+}
+
+fn track(pgid: Option<i32>, live: bool) {
+    if let (Some(g), Ok(mut set)) = (pgid, LIVE_GROUPS.lock()) {
+        if live {
+            set.insert(g);
+        } else {
+            set.remove(&g);
+        }
+    }
+}
+
 const BATCH_LINES: usize = 64;
 const TAIL_LINES: usize = 20;
 
@@ -317,6 +341,7 @@ async fn run_worker(
     };
     let pid = child.id();
     let pgid = pid.and_then(|p| i32::try_from(p).ok());
+    track(pgid, true);
     let _ = inputs
         .send(Input::WorkerStarted {
             job,
@@ -417,6 +442,7 @@ async fn run_worker(
     drop(frames_tx);
     // Whatever is left of the group (daemonised children) ends with the worker.
     signal_group(pgid, Signal::SIGKILL);
+    track(pgid, false);
     let success = status.is_some_and(|s| s.success());
     let status = status.map(|s| s.to_string()).unwrap_or_default();
     let last = tail

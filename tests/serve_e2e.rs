@@ -118,7 +118,7 @@ async fn lossy_webhooks_with_polling() {
         drop: 0.3,
         duplicate: 0.2,
         reorder: 0.2,
-        delay: Duration::ZERO,
+        ..Default::default()
     });
     let mut serve = start_serve(&sim, Setup::new(three_label_sets())).await;
     let ids = queue(&sim, 20, SETS, None);

@@ -111,6 +111,7 @@ async fn polling_only() {
     );
 }
 
+/// 30 % dropped, 20 % duplicated, 20 % reordered, 10 % signed with the wrong secret (refused).
 #[tokio::test(flavor = "multi_thread")]
 async fn lossy_webhooks_with_polling() {
     let sim = simulator(Assignment::MostLabels).await;
@@ -118,6 +119,7 @@ async fn lossy_webhooks_with_polling() {
         drop: 0.3,
         duplicate: 0.2,
         reorder: 0.2,
+        bad_signature: 0.1,
         ..Default::default()
     });
     let mut serve = start_serve(&sim, Setup::new(three_label_sets())).await;

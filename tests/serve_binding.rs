@@ -128,3 +128,52 @@ async fn jobs_of_one_run_without_check_run_id_are_identified_by_polling_alone() 
     setup.webhooks = false;
     run_all(cfg, setup, OneRun::DistinctNames, 8).await;
 }
+
+/// A job intake never heard of (queued before megascaler listened, no polling) lands on a runner
+/// registered for another job: the runner waits until the `in_progress` delivery naming it says
+/// which job it got, runs that job's own worker, and the other job gets a new runner.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_unknown_to_intake_is_identified_by_its_in_progress_delivery() {
+    let sim = simulator_with(SimConfig {
+        assignment: Assignment::First,
+        ..SimConfig::default()
+    })
+    .await;
+    let script = WorkerScript {
+        steps: 2,
+        step_millis: 50,
+        ..Default::default()
+    };
+    // Queued while nobody listens: megascaler never gets its `queued` delivery.
+    let mut unknown = JobSpec::new(REPO, SETS[0]);
+    unknown.job_name = "unknown".into();
+    unknown.script = script.clone();
+    let unknown = sim.queue_job(unknown);
+    let mut setup = Setup::new(workers());
+    setup.polling = false;
+    let mut serve = start_serve(&sim, setup).await;
+    let mut known = JobSpec::new(REPO, SETS[0]);
+    known.job_name = "known".into();
+    known.script = script;
+    let known = sim.queue_job(known);
+    all_done(&sim, &serve, &[unknown, known], Duration::from_secs(120)).await;
+    for id in [unknown, known] {
+        assert_eq!(
+            sim.job(id).unwrap().conclusion.as_deref(),
+            Some("success"),
+            "job {id}"
+        );
+    }
+    let log = serve.stderr();
+    assert!(
+        log.contains("which intake has not seen yet") || log.contains("waiting for an in_progress"),
+        "the runner waited for intake: {log}"
+    );
+    assert!(log.contains(&format!("took job {unknown}")), "{log}");
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}

@@ -2,7 +2,13 @@
 
 use crate::config::Config;
 
+pub mod app;
 pub mod demo;
+pub mod explain;
+pub mod keymap;
+pub mod model;
+#[cfg(test)]
+mod sample;
 
 /// Runs the dashboard over a fresh engine.
 pub async fn run(_config: Config) -> anyhow::Result<()> {

@@ -1,0 +1,248 @@
+//! The dashboard's projection of the engine's events: jobs, runners, output tails, decisions,
+//! credentials and health.
+//!
+//! Owns [`Model::apply`], a pure reducer from [`Event`] to plain data, and the bounds that keep
+//! it small however long the dashboard runs (per-job output rings, a decision feed ring, a cap
+//! on finished jobs kept). It must not do IO, read the clock or know about the screen: the
+//! caller passes `now`, the time the event was received, so tests are deterministic.
+
+use crate::engine::event::{
+    Decision, Event, IntakeStatus, JobId, JobState, JobView, OutputLine, RestBudget, RunnerView,
+    ScopeTokens,
+};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Lines of output kept per job; the full output is in the job's log file.
+pub const OUTPUT_LINES_PER_JOB: usize = 2_000;
+/// Longest output line kept, in characters; the rest is cut (the log file has it whole).
+pub const OUTPUT_LINE_CHARS: usize = 1_000;
+/// Decisions kept in the all-jobs feed.
+pub const FEED_DECISIONS: usize = 500;
+/// Decisions kept per job (its timeline).
+pub const DECISIONS_PER_JOB: usize = 200;
+/// Finished jobs kept; older finished jobs are forgotten first.
+pub const FINISHED_JOBS_KEPT: usize = 500;
+/// Faults kept.
+pub const FAULTS_KEPT: usize = 50;
+
+/// A bounded tail of one job's output, with the count of lines that fell off its front.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputRing {
+    lines: VecDeque<OutputLine>,
+    /// Lines received and then evicted to respect [`OUTPUT_LINES_PER_JOB`].
+    pub evicted: u64,
+}
+
+impl OutputRing {
+    /// Appends a line, cutting it to [`OUTPUT_LINE_CHARS`] and evicting the oldest if full.
+    pub fn push(&mut self, mut line: OutputLine) {
+        if let Some((cut, _)) = line.text.char_indices().nth(OUTPUT_LINE_CHARS) {
+            line.text.truncate(cut);
+            line.text.push('…');
+        }
+        if self.lines.len() == OUTPUT_LINES_PER_JOB {
+            self.lines.pop_front();
+            self.evicted += 1;
+        }
+        self.lines.push_back(line);
+    }
+
+    /// Lines kept, oldest first.
+    pub fn lines(&self) -> &VecDeque<OutputLine> {
+        &self.lines
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+/// One job and what the dashboard remembers about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub view: JobView,
+    /// Every distinct state the job went through, in order (from the job events themselves,
+    /// so the history is complete even if some transition decisions were not sent).
+    pub states: Vec<JobState>,
+    /// Decisions about this job, oldest first (bounded by [`DECISIONS_PER_JOB`]).
+    pub decisions: VecDeque<Decision>,
+    pub output: OutputRing,
+    /// Order of first appearance; breaks ties in sorting.
+    pub seq: u64,
+}
+
+/// Counts of workers and runners, as the engine last reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub workers_running: usize,
+    pub max_parallel: Option<usize>,
+    pub runners_idle: usize,
+    pub runners_busy: usize,
+}
+
+/// A fault the engine reported that is not about one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub at: DateTime<Utc>,
+    pub component: String,
+    pub message: String,
+}
+
+/// Everything the dashboard knows, rebuilt from events alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    pub jobs: BTreeMap<JobId, JobRecord>,
+    pub runners: BTreeMap<String, RunnerView>,
+    /// Recent decisions about all jobs, oldest first.
+    pub feed: VecDeque<Decision>,
+    pub tokens: Vec<ScopeTokens>,
+    pub budget: RestBudget,
+    pub intake: IntakeStatus,
+    pub capacity: Capacity,
+    /// Output lines the engine could not deliver (they are in the log files).
+    pub output_dropped: u64,
+    pub faults: VecDeque<Fault>,
+    /// Set once the engine began its graceful shutdown, with what it said.
+    pub shutting_down: Option<String>,
+    /// Output lines that arrived for a job the dashboard has not seen (or already forgot).
+    pub orphan_output_lines: u64,
+    next_seq: u64,
+}
+
+fn push_bounded<T>(ring: &mut VecDeque<T>, item: T, cap: usize) {
+    if ring.len() == cap {
+        ring.pop_front();
+    }
+    ring.push_back(item);
+}
+
+impl Model {
+    /// Folds one engine event into the model. `now` is when the dashboard received it.
+    pub fn apply(&mut self, event: Event, now: DateTime<Utc>) {
+        match event {
+            Event::Job(view) => self.apply_job(view),
+            Event::Decision(decision) => {
+                if let Some(record) = decision.job.and_then(|id| self.jobs.get_mut(&id)) {
+                    push_bounded(&mut record.decisions, decision.clone(), DECISIONS_PER_JOB);
+                }
+                push_bounded(&mut self.feed, decision, FEED_DECISIONS);
+            }
+            Event::Runner(runner) => {
+                self.runners.insert(runner.name.clone(), runner);
+            }
+            Event::RunnerRemoved { name } => {
+                self.runners.remove(&name);
+            }
+            Event::WorkerOutput { job, lines } => match self.jobs.get_mut(&job) {
+                Some(record) => lines.into_iter().for_each(|l| record.output.push(l)),
+                None => self.orphan_output_lines += lines.len() as u64,
+            },
+            Event::Tokens(tokens) => self.tokens = tokens,
+            Event::Budget(budget) => self.budget = budget,
+            Event::Intake(intake) => self.intake = intake,
+            Event::Capacity {
+                workers_running,
+                max_parallel,
+                runners_idle,
+                runners_busy,
+            } => {
+                self.capacity = Capacity {
+                    workers_running,
+                    max_parallel,
+                    runners_idle,
+                    runners_busy,
+                }
+            }
+            // The engine reports a running total; never let a reordering make it go back.
+            Event::OutputDropped { total } => self.output_dropped = self.output_dropped.max(total),
+            Event::Fault { component, message } => push_bounded(
+                &mut self.faults,
+                Fault {
+                    at: now,
+                    component,
+                    message,
+                },
+                FAULTS_KEPT,
+            ),
+            Event::ShuttingDown { message } => self.shutting_down = Some(message),
+        }
+    }
+
+    fn apply_job(&mut self, view: JobView) {
+        match self.jobs.get_mut(&view.id) {
+            Some(record) => {
+                if record.states.last() != Some(&view.state) {
+                    record.states.push(view.state);
+                }
+                record.view = view;
+            }
+            None => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let id = view.id;
+                // Decisions that arrived before the job itself still belong to its timeline.
+                let decisions = self
+                    .feed
+                    .iter()
+                    .filter(|d| d.job == Some(id))
+                    .cloned()
+                    .collect();
+                self.jobs.insert(
+                    id,
+                    JobRecord {
+                        states: vec![view.state],
+                        view,
+                        decisions,
+                        output: OutputRing::default(),
+                        seq,
+                    },
+                );
+                self.forget_old_finished_jobs();
+            }
+        }
+    }
+
+    fn forget_old_finished_jobs(&mut self) {
+        let finished = self
+            .jobs
+            .values()
+            .filter(|r| r.view.state.is_final())
+            .count();
+        if finished <= FINISHED_JOBS_KEPT {
+            return;
+        }
+        let mut oldest: Vec<(u64, JobId)> = self
+            .jobs
+            .values()
+            .filter(|r| r.view.state.is_final())
+            .map(|r| (r.seq, r.view.id))
+            .collect();
+        oldest.sort_unstable();
+        for (_, id) in oldest.into_iter().take(finished - FINISHED_JOBS_KEPT) {
+            self.jobs.remove(&id);
+        }
+    }
+
+    /// The runner a job was registered for, if the engine registered one for it.
+    pub fn runner_registered_for(&self, job: JobId) -> Option<&RunnerView> {
+        self.runners.values().find(|r| r.intended_job == Some(job))
+    }
+
+    /// Jobs whose worker process runs now.
+    pub fn running_workers(&self) -> usize {
+        self.jobs
+            .values()
+            .filter(|r| r.view.state == JobState::WorkerRunning)
+            .count()
+            .max(self.capacity.workers_running)
+    }
+}
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod tests;

@@ -9,6 +9,7 @@ use crate::config::WorkerEntry;
 use crate::engine::event::{Command, Event, JobId, JobState};
 use crate::tui::keymap::{Action, Context};
 use crate::tui::model::{JobRecord, Model};
+use crate::tui::theme::Theme;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -27,7 +28,11 @@ impl Pane {
     fn step(self, forward: bool) -> Pane {
         let i = Self::ORDER.iter().position(|p| *p == self).unwrap_or(0);
         let n = Self::ORDER.len();
-        Self::ORDER[if forward { (i + 1) % n } else { (i + n - 1) % n }]
+        Self::ORDER[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
     }
 
     pub fn title(self) -> &'static str {
@@ -112,6 +117,9 @@ pub struct App {
     /// The configuration's cancel grace, to say what quitting does.
     pub cancel_grace: Duration,
     pub focus: Pane,
+    /// The lower pane shown in the narrow layout while the jobs have the focus.
+    pub lower: Pane,
+    pub theme: Theme,
     pub selected: Option<JobId>,
     pub sort: SortOrder,
     pub filter: String,
@@ -138,6 +146,8 @@ impl App {
             workers,
             cancel_grace,
             focus: Pane::Jobs,
+            lower: Pane::Output,
+            theme: Theme::default(),
             selected: None,
             sort: SortOrder::Newest,
             filter: String::new(),
@@ -156,7 +166,10 @@ impl App {
     /// Folds an engine event in, keeping a selection once there is something to select.
     pub fn apply(&mut self, event: Event, now: DateTime<Utc>) {
         self.model.apply(event, now);
-        if self.selected.is_none_or(|id| !self.model.jobs.contains_key(&id)) {
+        if self
+            .selected
+            .is_none_or(|id| !self.model.jobs.contains_key(&id))
+        {
             self.selected = self.visible_jobs().first().map(|r| r.view.id);
         }
     }
@@ -274,10 +287,10 @@ impl App {
             Action::PageDown => self.move_by(i64::from(self.output_rows.max(1))),
             Action::Top => self.move_by(i64::MIN / 2),
             Action::Bottom => self.move_by(i64::MAX / 2),
-            Action::NextPane => self.focus = self.focus.step(true),
-            Action::PrevPane => self.focus = self.focus.step(false),
+            Action::NextPane => self.set_focus(self.focus.step(true)),
+            Action::PrevPane => self.set_focus(self.focus.step(false)),
             Action::Open => {
-                self.focus = Pane::Output;
+                self.set_focus(Pane::Output);
                 self.follow = true;
             }
             Action::Filter => {
@@ -308,6 +321,13 @@ impl App {
             | Action::FilterClear => {}
         }
         None
+    }
+
+    fn set_focus(&mut self, pane: Pane) {
+        self.focus = pane;
+        if pane != Pane::Jobs {
+            self.lower = pane;
+        }
     }
 
     fn quit(&mut self) -> Option<Command> {
@@ -373,8 +393,14 @@ impl App {
         let rows = u64::from(self.output_rows.max(1));
         let end = first + record.output.len() as u64;
         let last_top = end.saturating_sub(rows).max(first);
-        let top = if self.follow { last_top } else { self.output_top };
-        let to = (top as i64).saturating_add(delta).clamp(first as i64, last_top as i64) as u64;
+        let top = if self.follow {
+            last_top
+        } else {
+            self.output_top
+        };
+        let to = (top as i64)
+            .saturating_add(delta)
+            .clamp(first as i64, last_top as i64) as u64;
         // Scrolling to the very end resumes following, as `less +F` users expect.
         self.follow = delta > 0 && to == last_top;
         self.output_top = to;

@@ -145,30 +145,120 @@ use Key::{Char, Code, Ctrl};
 
 /// The keymap. Order is the order of the help.
 pub const BINDINGS: &[Binding] = &[
-    bind(Normal, &[Char('j'), Code(KeyCode::Down)], Action::Down, "next job / scroll down"),
-    bind(Normal, &[Char('k'), Code(KeyCode::Up)], Action::Up, "previous job / scroll up"),
-    bind(Normal, &[Char('g'), Code(KeyCode::Home)], Action::Top, "first job / top of output"),
-    bind(Normal, &[Char('G'), Code(KeyCode::End)], Action::Bottom, "last job / end of output"),
+    bind(
+        Normal,
+        &[Char('j'), Code(KeyCode::Down)],
+        Action::Down,
+        "next job / scroll down",
+    ),
+    bind(
+        Normal,
+        &[Char('k'), Code(KeyCode::Up)],
+        Action::Up,
+        "previous job / scroll up",
+    ),
+    bind(
+        Normal,
+        &[Char('g'), Code(KeyCode::Home)],
+        Action::Top,
+        "first job / top",
+    ),
+    bind(
+        Normal,
+        &[Char('G'), Code(KeyCode::End)],
+        Action::Bottom,
+        "last job / end",
+    ),
     bind(Normal, &[Code(KeyCode::PageUp)], Action::PageUp, "page up"),
-    bind(Normal, &[Code(KeyCode::PageDown)], Action::PageDown, "page down"),
+    bind(
+        Normal,
+        &[Code(KeyCode::PageDown)],
+        Action::PageDown,
+        "page down",
+    ),
     bind(Normal, &[Code(KeyCode::Tab)], Action::NextPane, "next pane"),
-    bind(Normal, &[Code(KeyCode::BackTab)], Action::PrevPane, "previous pane"),
-    bind(Normal, &[Code(KeyCode::Enter)], Action::Open, "open the job's output"),
+    bind(
+        Normal,
+        &[Code(KeyCode::BackTab)],
+        Action::PrevPane,
+        "previous pane",
+    ),
+    bind(
+        Normal,
+        &[Code(KeyCode::Enter)],
+        Action::Open,
+        "open the job's output",
+    ),
     bind(Normal, &[Char('/')], Action::Filter, "filter jobs"),
-    bind(Normal, &[Char('s')], Action::Sort, "change the jobs' sort order"),
-    bind(Normal, &[Char('f')], Action::Follow, "follow the output's tail"),
-    bind(Normal, &[Char('c')], Action::CancelJob, "cancel the job (asks first)"),
-    bind(Normal, &[Char('r')], Action::Redispatch, "re-dispatch or re-run (asks first)"),
-    bind(Normal, &[Char('K')], Action::KillWorker, "kill the job's worker (asks first)"),
-    bind(Normal, &[Char('p')], Action::TogglePause, "pause or resume intake"),
+    bind(Normal, &[Char('s')], Action::Sort, "sort jobs (cycles)"),
+    bind(
+        Normal,
+        &[Char('f')],
+        Action::Follow,
+        "follow the output's tail",
+    ),
+    bind(Normal, &[Char('c')], Action::CancelJob, "cancel the job *"),
+    bind(
+        Normal,
+        &[Char('r')],
+        Action::Redispatch,
+        "re-dispatch or re-run *",
+    ),
+    bind(
+        Normal,
+        &[Char('K')],
+        Action::KillWorker,
+        "kill the job's worker *",
+    ),
+    bind(
+        Normal,
+        &[Char('p')],
+        Action::TogglePause,
+        "pause or resume intake",
+    ),
     bind(Normal, &[Char('?')], Action::Help, "this help"),
-    bind(Normal, &[Char('q'), Ctrl('c')], Action::Quit, "quit (shuts down gracefully)"),
-    bind(Filter, &[Code(KeyCode::Enter)], Action::FilterDone, "keep the filter"),
-    bind(Filter, &[Code(KeyCode::Esc)], Action::FilterClear, "drop the filter"),
-    bind(Filter, &[Code(KeyCode::Backspace)], Action::FilterBackspace, "delete a character"),
-    bind(Dialog, &[Char('y'), Code(KeyCode::Enter)], Action::Confirm, "yes, do it"),
-    bind(Dialog, &[Char('n'), Code(KeyCode::Esc)], Action::Dismiss, "no, go back"),
-    bind(Help, &[Code(KeyCode::Esc), Char('?'), Char('q')], Action::Dismiss, "close the help"),
+    bind(
+        Normal,
+        &[Char('q'), Ctrl('c')],
+        Action::Quit,
+        "quit (graceful shutdown)",
+    ),
+    bind(
+        Filter,
+        &[Code(KeyCode::Enter)],
+        Action::FilterDone,
+        "keep the filter",
+    ),
+    bind(
+        Filter,
+        &[Code(KeyCode::Esc)],
+        Action::FilterClear,
+        "drop the filter",
+    ),
+    bind(
+        Filter,
+        &[Code(KeyCode::Backspace)],
+        Action::FilterBackspace,
+        "delete a character",
+    ),
+    bind(
+        Dialog,
+        &[Char('y'), Code(KeyCode::Enter)],
+        Action::Confirm,
+        "yes, do it",
+    ),
+    bind(
+        Dialog,
+        &[Char('n'), Code(KeyCode::Esc)],
+        Action::Dismiss,
+        "no, go back",
+    ),
+    bind(
+        Help,
+        &[Code(KeyCode::Esc), Char('?'), Char('q')],
+        Action::Dismiss,
+        "close the help",
+    ),
 ];
 
 /// The action of a key in a context, if any. Key releases and repeats are ignored.
@@ -236,7 +326,11 @@ mod tests {
             (KeyCode::Char('q'), Action::Quit),
         ];
         for (code, action) in cases {
-            assert_eq!(resolve(Context::Normal, &key(code)), Some(action), "{code:?}");
+            assert_eq!(
+                resolve(Context::Normal, &key(code)),
+                Some(action),
+                "{code:?}"
+            );
         }
     }
 

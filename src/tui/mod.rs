@@ -9,6 +9,10 @@ pub mod keymap;
 pub mod model;
 #[cfg(test)]
 mod sample;
+#[cfg(test)]
+mod snapshot_tests;
+pub mod theme;
+pub mod views;
 
 /// Runs the dashboard over a fresh engine.
 pub async fn run(_config: Config) -> anyhow::Result<()> {

@@ -62,7 +62,12 @@ fn decisions_go_to_the_feed_and_to_their_job_even_when_they_came_first() {
 
 #[test]
 fn output_is_kept_per_job_in_a_bounded_ring() {
-    let mut m = model_of(vec![Event::Job(job(1, "x", &["a"], JobState::WorkerRunning))]);
+    let mut m = model_of(vec![Event::Job(job(
+        1,
+        "x",
+        &["a"],
+        JobState::WorkerRunning,
+    ))]);
     let lines: Vec<_> = (0..OUTPUT_LINES_PER_JOB + 5)
         .map(|i| out(&format!("line {i}")))
         .collect();
@@ -70,7 +75,10 @@ fn output_is_kept_per_job_in_a_bounded_ring() {
     let ring = &m.jobs[&1].output;
     assert_eq!(ring.len(), OUTPUT_LINES_PER_JOB);
     assert_eq!(ring.evicted, 5);
-    assert_eq!(ring.lines().front().map(|l| l.text.as_str()), Some("line 5"));
+    assert_eq!(
+        ring.lines().front().map(|l| l.text.as_str()),
+        Some("line 5")
+    );
 }
 
 #[test]

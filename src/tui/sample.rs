@@ -14,7 +14,9 @@ use std::path::PathBuf;
 
 /// The fixed "now" of every snapshot.
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 6, 3, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 12, 6, 3, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 /// `t0` plus `secs` seconds (negative: before).
@@ -131,7 +133,12 @@ pub fn events() -> Vec<Event> {
         Event::WorkerOutput {
             job: 101,
             lines: (1..=30)
-                .map(|i| line(Stream::Stdout, &format!("step {i}: compiling crate {i} of 30")))
+                .map(|i| {
+                    line(
+                        Stream::Stdout,
+                        &format!("step {i}: compiling crate {i} of 30"),
+                    )
+                })
                 .chain([line(Stream::Stderr, "warning: unused variable `x`")])
                 .collect(),
         },
@@ -143,6 +150,14 @@ pub fn events() -> Vec<Event> {
     test.worker_entry = Some(0);
     test.queued_at = at(-60);
     ev.extend([
+        Event::Runner(RunnerView {
+            name: "megascaler-103-b".into(),
+            labels: linux.iter().map(|l| l.to_string()).collect(),
+            intended_job: Some(103),
+            actual_job: Some(102),
+            status: "busy".into(),
+            registered_at: at(-50),
+        }),
         Event::Job(test),
         decision(
             -20,

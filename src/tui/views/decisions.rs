@@ -1,0 +1,151 @@
+//! Why things happened: the selected job's matching, runner and history, then the feed of
+//! recent decisions about all jobs.
+//!
+//! For the selected job: each worker entry's fit (labels missing or extra), the runner that
+//! took it and whether it was the one registered for it, every state it went through, the
+//! reason it is in its state, and the engine's decisions about it. Reads the app only.
+
+use crate::engine::event::{Decision, DecisionKind};
+use crate::tui::app::{App, Pane};
+use crate::tui::explain::{describe, explain};
+use crate::tui::model::JobRecord;
+use crate::tui::theme::Theme;
+use crate::tui::views::{fit, label_list, pane_block, title};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+fn kind(kind: DecisionKind) -> &'static str {
+    match kind {
+        DecisionKind::Match => "match",
+        DecisionKind::Reconcile => "reconcile",
+        DecisionKind::Bind => "bind",
+        DecisionKind::Transition => "state",
+        DecisionKind::Command => "command",
+        DecisionKind::Intake => "intake",
+    }
+}
+
+fn decision_line(d: &Decision, with_job: bool, width: usize, theme: Theme) -> Line<'static> {
+    let job = match (with_job, d.job) {
+        (true, Some(id)) => format!("#{id} "),
+        _ => String::new(),
+    };
+    let head = format!("{} {:<9} {job}", d.at.format("%H:%M:%S"), kind(d.kind));
+    let rest = fit(&d.message, width.saturating_sub(head.chars().count()));
+    Line::from(vec![Span::styled(head, theme.dim()), Span::raw(rest)])
+}
+
+/// What the dashboard can say about one job, line by line.
+pub fn job_lines(app: &App, record: &JobRecord, width: usize) -> Vec<Line<'static>> {
+    let theme = app.theme;
+    let v = &record.view;
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("job {} ", v.id), theme.header()),
+        Span::raw(fit(
+            &format!(
+                "{} {} / {} {}",
+                v.repository,
+                v.workflow_name,
+                v.job_name,
+                label_list(&v.labels)
+            ),
+            width.saturating_sub(10),
+        )),
+    ])];
+    for f in explain(&v.labels, &app.workers) {
+        let style = if f.serves { theme.good() } else { theme.dim() };
+        let chosen = if v.worker_entry == Some(f.index) {
+            " ← chosen"
+        } else {
+            ""
+        };
+        lines.push(Line::styled(
+            fit(&format!("  {}{chosen}", describe(&f)), width),
+            style,
+        ));
+    }
+    if app.workers.is_empty() {
+        lines.push(Line::styled("  (no worker entries known)", theme.dim()));
+    }
+    let registered = app.model.runner_registered_for(v.id);
+    let runner = match (&v.runner_name, v.runner_was_other_jobs) {
+        (None, _) => match registered {
+            Some(r) => format!("runner: none yet; {} is registered for it", r.name),
+            None => "runner: none yet".into(),
+        },
+        (Some(name), false) => format!("runner: {name}, the one registered for it"),
+        (Some(name), true) => {
+            let intended = app
+                .model
+                .runners
+                .get(name)
+                .and_then(|r| r.intended_job)
+                .map_or("another job".into(), |j| format!("job {j}"));
+            format!("runner: {name}, registered for {intended} (took another job's runner)")
+        }
+    };
+    let runner_style = if v.runner_was_other_jobs {
+        theme.warn()
+    } else {
+        Default::default()
+    };
+    lines.push(Line::styled(fit(&runner, width), runner_style));
+    let states: Vec<&str> = record.states.iter().map(|s| s.as_str()).collect();
+    lines.push(Line::raw(fit(
+        &format!("states: {}", states.join(" → ")),
+        width,
+    )));
+    if let Some(reason) = &v.reason {
+        lines.push(Line::styled(
+            fit(&format!("reason: {reason}"), width),
+            if v.state.is_final() && v.state != crate::engine::event::JobState::Cancelled {
+                theme.alert()
+            } else {
+                theme.warn()
+            },
+        ));
+    }
+    lines.extend(
+        record
+            .decisions
+            .iter()
+            .map(|d| decision_line(d, false, width, theme)),
+    );
+    lines
+}
+
+/// Draws the decisions pane.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = app.theme;
+    let block = pane_block(app, Pane::Decisions, title(app, Pane::Decisions, vec![]));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width);
+    let job = app
+        .selected_job()
+        .map(|r| job_lines(app, r, width))
+        .unwrap_or_else(|| vec![Line::styled("No job selected.", theme.dim())]);
+    // The job's part gets what it needs up to two thirds; the feed keeps at least 3 rows.
+    let job_rows = (job.len() as u16).min(inner.height.saturating_sub(4).max(inner.height * 2 / 3));
+    let [job_area, feed_area] =
+        Layout::vertical([Constraint::Length(job_rows), Constraint::Fill(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(job), job_area);
+
+    let rows = usize::from(feed_area.height.saturating_sub(1));
+    let feed = &app.model.feed;
+    let end = feed.len().saturating_sub(app.feed_scroll);
+    let start = end.saturating_sub(rows);
+    let heading = if app.feed_scroll > 0 {
+        format!("── recent decisions, {} back ", app.feed_scroll)
+    } else {
+        "── recent decisions (all jobs) ".into()
+    };
+    let mut lines = vec![Line::styled(format!("{heading:─<width$}"), theme.header())];
+    lines.extend(
+        feed.range(start..end)
+            .map(|d| decision_line(d, true, width, theme)),
+    );
+    frame.render_widget(Paragraph::new(lines), feed_area);
+}

@@ -330,6 +330,17 @@ impl App {
         }
     }
 
+    /// Shuts down without asking (a signal, or the terminal went away): the command to send,
+    /// unless it was sent already.
+    pub fn request_shutdown(&mut self) -> Option<Command> {
+        if self.lifecycle == Lifecycle::ShutdownRequested {
+            return None;
+        }
+        self.dialog = None;
+        self.lifecycle = Lifecycle::ShutdownRequested;
+        Some(Command::Shutdown)
+    }
+
     fn quit(&mut self) -> Option<Command> {
         if self.lifecycle == Lifecycle::ShutdownRequested {
             return None;

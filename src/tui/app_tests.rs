@@ -241,3 +241,13 @@ fn the_feed_scrolls_back_and_not_past_its_ends() {
     app.handle(Action::Top);
     assert_eq!(app.feed_scroll, app.model.feed.len() - 1);
 }
+
+#[test]
+fn a_signal_shuts_down_once_without_asking() {
+    let mut app = sample_app();
+    app.handle(Action::CancelJob);
+    assert_eq!(app.request_shutdown(), Some(Command::Shutdown));
+    assert!(app.dialog.is_none());
+    assert_eq!(app.request_shutdown(), None);
+    assert_eq!(app.handle(Action::Quit), None);
+}

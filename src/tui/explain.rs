@@ -20,8 +20,13 @@ pub struct EntryFit {
     pub serves: bool,
 }
 
+/// Labels compare trimmed and lower-cased, as the configuration's rules say.
+fn same(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
 fn contains(set: &[String], label: &str) -> bool {
-    set.iter().any(|l| l.eq_ignore_ascii_case(label))
+    set.iter().any(|l| same(l, label))
 }
 
 /// Compares the job's labels with every worker entry, in configuration order.

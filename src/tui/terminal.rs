@@ -1,0 +1,58 @@
+//! The terminal's lifecycle: raw mode and the alternate screen on the way in, the previous
+//! state on the way out, whatever the way out is.
+//!
+//! Owns [`TerminalGuard`] (restores on drop, so on `?` and on normal return) and the panic
+//! policy: a panic anywhere logs through `tracing`, restores the terminal, prints the usual
+//! report on the restored screen, and exits the process non-zero, because the engine runs on
+//! other threads and must not keep going behind a dead dashboard. Nothing else here.
+
+use anyhow::Context as _;
+use ratatui::DefaultTerminal;
+use std::sync::Once;
+
+/// Exit code after a panic.
+pub const PANIC_EXIT_CODE: i32 = 101;
+
+static PANIC_HOOK: Once = Once::new();
+
+/// A terminal in raw mode on the alternate screen; dropping it restores the terminal.
+pub struct TerminalGuard {
+    terminal: DefaultTerminal,
+}
+
+impl TerminalGuard {
+    /// Enters raw mode and the alternate screen, with the panic hook installed first.
+    pub fn enter() -> anyhow::Result<Self> {
+        let terminal = ratatui::try_init().context("cannot set up the terminal")?;
+        install_panic_hook();
+        Ok(TerminalGuard { terminal })
+    }
+
+    /// The terminal to draw on.
+    pub fn terminal(&mut self) -> &mut DefaultTerminal {
+        &mut self.terminal
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        // Errors cannot be reported anywhere useful here; the log has the rest.
+        if let Err(e) = ratatui::try_restore() {
+            tracing::warn!(error = %e, "cannot restore the terminal");
+        }
+    }
+}
+
+/// Chains a hook in front of the current one (which `ratatui::try_init` made restore the
+/// terminal): log, restore, report, exit non-zero. Installed once per process.
+fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            tracing::error!(panic = %info, "panic; restoring the terminal and exiting");
+            let _ = ratatui::try_restore();
+            previous(info);
+            std::process::exit(PANIC_EXIT_CODE);
+        }));
+    });
+}

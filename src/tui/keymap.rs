@@ -297,6 +297,23 @@ pub fn help_rows() -> Vec<(Context, String, &'static str)> {
         .collect()
 }
 
+/// The keymap as Markdown table rows (`| keys | what |`), for the README.
+pub fn markdown_rows() -> String {
+    let mut out = String::new();
+    for b in BINDINGS {
+        let keys: Vec<String> = b.keys.iter().map(|k| format!("`{}`", k.label())).collect();
+        let description = b.description.replace('*', "\\*");
+        let scope = match b.context {
+            Context::Normal => "",
+            Context::Filter => " (in the filter)",
+            Context::Dialog => " (in a dialog)",
+            Context::Help => " (in the help)",
+        };
+        out.push_str(&format!("| {} | {description}{scope} |\n", keys.join(" ")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,9 @@ fn install_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             tracing::error!(panic = %info, "panic; restoring the terminal and exiting");
             let _ = ratatui::try_restore();
+            // The log file is written by a background thread whose flush-on-drop
+            // `process::exit` skips; give it a moment to write the line above.
+            std::thread::sleep(std::time::Duration::from_millis(200));
             previous(info);
             std::process::exit(PANIC_EXIT_CODE);
         }));

@@ -2,5 +2,12 @@
 //!
 //! [`event`] is the contract with its consumers (`serve`, the dashboard).
 
+pub mod binding;
+pub mod dispatch;
 pub mod event;
+pub mod intake;
+pub mod jobs;
+pub mod matching;
+pub mod reconcile;
 pub mod serve;
+pub mod supervisor;

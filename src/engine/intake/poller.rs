@@ -1,0 +1,1 @@
+//! REST polling (placeholder until written).

@@ -1,6 +1,233 @@
-//! `megascaler demo`: the dashboard against the embedded simulator.
+//! `megascaler demo`: the dashboard over the real engine, against the embedded simulated
+//! GitHub, with the simulator's worker. No credentials, no network beyond loopback.
+//!
+//! Owns the demo's built-in configuration (several label sets, webhooks and polling, a state
+//! directory in the temp dir) and its story: a steady stream of jobs, one that lands on the
+//! wrong runner, one no worker matches, one whose worker crashes, and one long enough to
+//! cancel. It must not reach beyond 127.0.0.1 nor read the person's own configuration or
+//! credentials (environment overrides are ignored on purpose).
+
+use crate::config::{self, Config, EnvOverrides};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Labels of the worker entries of the demo's configuration.
+pub const LINUX: &[&str] = &["self-hosted", "linux"];
+pub const GPU: &[&str] = &["self-hosted", "linux", "gpu"];
+pub const MACOS: &[&str] = &["self-hosted", "macos", "arm64"];
+/// Labels no worker entry serves.
+pub const WINDOWS: &[&str] = &["self-hosted", "windows"];
+
+/// The repositories the demo's jobs come from (and that the engine polls).
+pub const REPOSITORIES: &[&str] = &["acme/widgets", "acme/gadgets"];
+
+/// Name of the job the demo invites you to cancel.
+pub const LONG_JOB: &str = "long-running (cancel me)";
+
+/// One job of the demo's story, before it becomes a simulator job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoJob {
+    pub repository: &'static str,
+    pub workflow: &'static str,
+    pub job: &'static str,
+    pub labels: &'static [&'static str],
+    pub steps: u32,
+    pub step_millis: u64,
+    /// `success` or `failure`, as the worker reports it.
+    pub conclusion: &'static str,
+    /// The worker exits non-zero without reporting.
+    pub crash: bool,
+}
+
+const fn job(
+    repository: &'static str,
+    workflow: &'static str,
+    job: &'static str,
+    labels: &'static [&'static str],
+    steps: u32,
+    step_millis: u64,
+) -> DemoJob {
+    DemoJob {
+        repository,
+        workflow,
+        job,
+        labels,
+        steps,
+        step_millis,
+        conclusion: "success",
+        crash: false,
+    }
+}
+
+/// The jobs queued when the demo starts, in order. The `lint` job is queued right after the
+/// GPU job so a GPU runner can take it (GitHub's rule allows any runner whose labels cover the
+/// job's): the wrong-runner case late binding repairs.
+pub fn opening() -> Vec<DemoJob> {
+    vec![
+        job("acme/widgets", "CI", LONG_JOB, LINUX, 900, 1_000),
+        job("acme/widgets", "CI", "build", LINUX, 12, 700),
+        job("acme/gadgets", "GPU", "train", GPU, 15, 800),
+        job("acme/gadgets", "CI", "lint", LINUX, 6, 600),
+        job(
+            "acme/gadgets",
+            "Release",
+            "windows-package",
+            WINDOWS,
+            3,
+            500,
+        ),
+        DemoJob {
+            crash: true,
+            ..job("acme/widgets", "CI", "flaky-integration", LINUX, 5, 600)
+        },
+        job("acme/gadgets", "CI", "macos-test", MACOS, 10, 500),
+    ]
+}
+
+/// The `n`th job of the steady stream that follows: a fixed rotation, so every run of the
+/// demo tells the same story; every seventh one fails.
+pub fn steady(n: u64) -> DemoJob {
+    const ROTATION: &[DemoJob] = &[
+        job("acme/widgets", "CI", "test", LINUX, 8, 500),
+        job("acme/gadgets", "CI", "build", LINUX, 6, 600),
+        job("acme/widgets", "Docs", "publish", LINUX, 4, 400),
+        job("acme/gadgets", "GPU", "benchmark", GPU, 9, 500),
+        job("acme/widgets", "CI", "macos-build", MACOS, 7, 500),
+    ];
+    let base = ROTATION[(n as usize) % ROTATION.len()].clone();
+    let steps = base.steps + (n % 4) as u32;
+    if n % 7 == 6 {
+        DemoJob {
+            conclusion: "failure",
+            steps,
+            ..base
+        }
+    } else {
+        DemoJob { steps, ..base }
+    }
+}
+
+/// What the demo's configuration is made of, known only once the simulator runs.
+#[derive(Debug, Clone)]
+pub struct DemoSetup<'a> {
+    /// The simulator's base URL (GHES-style; the REST root is `/api/v3`).
+    pub github_url: &'a str,
+    pub pat: &'a str,
+    pub state_dir: &'a Path,
+    /// Where the engine listens for the simulator's webhooks.
+    pub webhook_address: SocketAddr,
+    pub webhook_secret: &'a str,
+    /// This executable: workers run `<exe> sim-worker`.
+    pub exe: &'a Path,
+}
+
+/// The demo's configuration, through the same parser and validation as a file.
+pub fn demo_config(setup: &DemoSetup<'_>) -> anyhow::Result<Config> {
+    let exe = setup.exe.display().to_string();
+    let worker = |labels: &[&str]| {
+        serde_json::json!({
+            "labels": labels,
+            "args": [exe, "sim-worker"],
+        })
+    };
+    let doc = serde_json::json!({
+        "github_url": setup.github_url,
+        "pat": setup.pat,
+        "address": setup.webhook_address.to_string(),
+        "secret": setup.webhook_secret,
+        "repositories": REPOSITORIES,
+        "poll_interval": "5s",
+        "state_dir": setup.state_dir.display().to_string(),
+        "max_parallel": 6,
+        "cancel_grace": "5s",
+        "runner_name_prefix": "demo-",
+        "worker": [worker(LINUX), worker(GPU), worker(MACOS)],
+    });
+    let text = serde_yaml::to_string(&doc)?;
+    // No environment overrides: the demo must never use the person's own PAT or secret.
+    Ok(config::parse("demo", &text, &EnvOverrides::default())?)
+}
 
 /// Runs the demo.
 pub async fn run() -> anyhow::Result<()> {
-    anyhow::bail!("`demo` is not implemented yet")
+    anyhow::bail!("`demo` needs the engine and the simulator, which are not merged yet")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::matching::match_job;
+
+    fn setup_config() -> Config {
+        let dir = std::env::temp_dir();
+        let exe = Path::new("/usr/bin/megascaler");
+        demo_config(&DemoSetup {
+            github_url: "http://127.0.0.1:4321",
+            pat: "ghp_simulated",
+            state_dir: &dir,
+            webhook_address: "127.0.0.1:5432".parse().unwrap(),
+            webhook_secret: "s3cret",
+            exe,
+        })
+        .expect("the demo's configuration is valid")
+    }
+
+    fn labels(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_configuration_points_at_loopback_with_three_label_sets() {
+        let c = setup_config();
+        assert_eq!(c.github_url.host_str(), Some("127.0.0.1"));
+        assert_eq!(c.workers.len(), 3);
+        assert_eq!(c.workers[0].args, ["/usr/bin/megascaler", "sim-worker"]);
+        assert!(c.address.is_some_and(|a| a.ip().is_loopback()));
+        assert!(c.poll_interval.is_some());
+        assert_eq!(c.repositories.len(), 2);
+    }
+
+    #[test]
+    fn the_story_has_each_case_the_issue_asks_for() {
+        let c = setup_config();
+        let opening = opening();
+        let unmatched: Vec<_> = opening
+            .iter()
+            .filter(|j| match_job(&c.workers, &labels(j.labels)).entry().is_none())
+            .collect();
+        assert_eq!(unmatched.len(), 1, "exactly one job no worker matches");
+        assert!(opening.iter().any(|j| j.crash), "one worker fails");
+        let long = opening
+            .iter()
+            .find(|j| j.job == LONG_JOB)
+            .expect("a long job");
+        assert!(
+            u64::from(long.steps) * long.step_millis >= 600_000,
+            "long enough to cancel"
+        );
+        let gpu = opening
+            .iter()
+            .position(|j| j.labels == GPU)
+            .expect("a GPU job");
+        assert_eq!(
+            opening[gpu + 1].labels,
+            LINUX,
+            "a Linux job a GPU runner can take"
+        );
+    }
+
+    #[test]
+    fn the_steady_stream_is_served_and_sometimes_fails() {
+        let c = setup_config();
+        let stream: Vec<DemoJob> = (0..14).map(steady).collect();
+        assert!(
+            stream
+                .iter()
+                .all(|j| match_job(&c.workers, &labels(j.labels)).entry().is_some())
+        );
+        assert_eq!(
+            stream.iter().filter(|j| j.conclusion == "failure").count(),
+            2
+        );
+    }
 }

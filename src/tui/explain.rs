@@ -2,10 +2,11 @@
 //!
 //! Owns the dashboard's explanation of matching: for each worker entry of the configuration,
 //! the job's labels the entry lacks and the entry's labels the job did not ask for. It only
-//! explains; the engine decides (and its decisions are shown beside this). Labels compare
-//! ignoring case, as in the configuration's rules. No IO.
+//! explains; whether an entry serves is the engine's own rule ([`matching::serves`]), and the
+//! engine's decisions are shown beside this. No IO.
 
-use crate::config::{MatchMode, WorkerEntry};
+use crate::config::WorkerEntry;
+use crate::engine::matching;
 
 /// How one worker entry compares with a job's `runs-on` labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,7 @@ pub fn explain(job_labels: &[String], workers: &[WorkerEntry]) -> Vec<EntryFit> 
         .iter()
         .enumerate()
         .map(|(index, entry)| {
+            let key = matching::label_key(job_labels);
             let missing: Vec<String> = job_labels
                 .iter()
                 .filter(|l| !contains(&entry.labels, l))
@@ -46,10 +48,8 @@ pub fn explain(job_labels: &[String], workers: &[WorkerEntry]) -> Vec<EntryFit> 
                 .filter(|l| !contains(job_labels, l))
                 .cloned()
                 .collect();
-            let serves = match entry.match_mode {
-                MatchMode::Exact => missing.is_empty() && extra.is_empty(),
-                MatchMode::Subset => missing.is_empty(),
-            };
+            // The engine's own rule, so the explanation cannot disagree with the decision.
+            let serves = matching::serves(entry, &key);
             EntryFit {
                 index,
                 missing,
@@ -84,6 +84,7 @@ pub fn describe(fit: &EntryFit) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MatchMode;
     use crate::tui::sample;
 
     fn labels(l: &[&str]) -> Vec<String> {

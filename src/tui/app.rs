@@ -358,11 +358,9 @@ impl App {
                     "{running} worker{} still running.",
                     if running == 1 { " is" } else { "s are" }
                 ),
-                "Quitting shuts down as `serve` does on SIGTERM: intake stops,".into(),
-                format!(
-                    "each worker gets a cancel request, then SIGINT/SIGTERM/SIGKILL after {grace},"
-                ),
-                "their jobs end cancelled, and the runners are removed.".into(),
+                "Quitting shuts down as `serve` does on SIGTERM: intake stops and idle".into(),
+                "runners are removed; each worker gets a cancel request, then SIGINT,".into(),
+                format!("SIGTERM and SIGKILL after {grace}, and its job is reported cancelled."),
             ],
             command: Command::Shutdown,
         });

@@ -46,6 +46,7 @@ fn popup(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>, 
 /// Draws a confirmation dialog.
 pub fn render(frame: &mut Frame, area: Rect, dialog: &Dialog, theme: Theme) {
     let mut lines: Vec<Line<'static>> = dialog.lines.iter().map(|l| Line::raw(l.clone())).collect();
+    lines.push(Line::raw(""));
     lines.push(Line::from(vec![
         Span::styled(keys_for(Action::Confirm), theme.focused()),
         Span::raw(" yes   "),

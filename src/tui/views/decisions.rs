@@ -5,7 +5,7 @@
 //! took it and whether it was the one registered for it, every state it went through, the
 //! reason it is in its state, and the engine's decisions about it. Reads the app only.
 
-use crate::engine::event::{Decision, DecisionKind};
+use crate::engine::event::{Decision, DecisionKind, JobState};
 use crate::tui::app::{App, Pane};
 use crate::tui::explain::{describe, explain};
 use crate::tui::model::JobRecord;
@@ -100,10 +100,10 @@ pub fn job_lines(app: &App, record: &JobRecord, width: usize) -> Vec<Line<'stati
     if let Some(reason) = &v.reason {
         lines.push(Line::styled(
             fit(&format!("reason: {reason}"), width),
-            if v.state.is_final() && v.state != crate::engine::event::JobState::Cancelled {
+            if matches!(v.state, JobState::Failed | JobState::Unmatched) {
                 theme.alert()
             } else {
-                theme.warn()
+                Default::default()
             },
         ));
     }

@@ -358,9 +358,9 @@ impl App {
                     "{running} worker{} still running.",
                     if running == 1 { " is" } else { "s are" }
                 ),
-                "Quitting shuts down as `serve` does on SIGTERM: intake stops and idle".into(),
-                "runners are removed; each worker gets a cancel request, then SIGINT,".into(),
-                format!("SIGTERM and SIGKILL after {grace}, and its job is reported cancelled."),
+                format!(
+                    "Quitting shuts down as `serve` does on SIGTERM: intake stops and idle runners are removed; each worker gets a cancel request, then SIGINT, SIGTERM and SIGKILL after {grace}, and its job is reported cancelled."
+                ),
             ],
             command: Command::Shutdown,
         });
@@ -500,8 +500,9 @@ impl App {
             title: "Kill worker?".into(),
             lines: vec![
                 format!("Kill the worker of {name}?"),
-                format!("Process group {pid} gets SIGKILL now, with no grace;"),
-                "megascaler then reports the job to GitHub as failed.".into(),
+                format!(
+                    "Process group {pid} gets SIGKILL now, with no grace; megascaler then reports the job to GitHub as failed."
+                ),
             ],
             command: Command::KillWorker(id),
         });

@@ -1,0 +1,334 @@
+//! The broker (§4.5) and the run service (§5.1, §5.4, §5.5).
+//!
+//! Owns broker sessions, the broker long poll (plain JSON bodies, `RunnerJobRequest`
+//! references), acknowledge (twice is a violation), and the run service: `acquirejob` with the
+//! runner token, `renewjob` and `completejob` with the job token only and lower-case enums
+//! only. Errors carry the broker `errorKind` / run-service shapes of §2.3.
+
+use super::caller::{Caller, Want, require, runner_name};
+use super::http::{
+    Family, SimState, begin, broker_error, field, json_body, query_param, run_error,
+};
+use super::model::{CompletionPath, endpoint};
+use super::server::Shared;
+use super::sessions::{open_session, runner_of};
+use super::world::{Channel, InboxKind, SessionError, TakeError, conclusion_for};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Q = Query<HashMap<String, String>>;
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/_services/broker/session",
+            post(create_session).delete(delete_session),
+        )
+        .route("/_services/broker/message", axum::routing::get(get_message))
+        .route("/_services/broker/acknowledge", post(acknowledge))
+        .route("/_services/run/acquirejob", post(acquire_job))
+        .route("/_services/run/renewjob", post(renew_job))
+        .route("/_services/run/completejob", post(complete_job))
+}
+
+async fn create_session(State(shared): SimState, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = begin(&shared, endpoint::BROKER_SESSION_CREATE, &headers).await {
+        return r;
+    }
+    let body = json_body(&body);
+    shared.update(|w| {
+        let agent = match runner_of(w, &headers, endpoint::BROKER_SESSION_CREATE, Family::Broker) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        match open_session(w, agent, &body, true) {
+            Ok(v) => axum::Json(v).into_response(),
+            Err(SessionError::Conflict) => broker_error(
+                StatusCode::CONFLICT,
+                "SessionConflict",
+                "A session for this runner already exists.",
+            ),
+            Err(SessionError::AgentNotFound) => {
+                broker_error(StatusCode::NOT_FOUND, "RunnerNotFound", "runner not found")
+            }
+        }
+    })
+}
+
+async fn delete_session(State(shared): SimState, headers: HeaderMap) -> Response {
+    if let Err(r) = begin(&shared, endpoint::BROKER_SESSION_DELETE, &headers).await {
+        return r;
+    }
+    shared.update(|w| {
+        let agent = match runner_of(w, &headers, endpoint::BROKER_SESSION_DELETE, Family::Broker) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        if let Some(id) = w.session_of_agent(agent).map(|s| s.id.clone()) {
+            w.delete_session(&id);
+        }
+        StatusCode::OK.into_response()
+    })
+}
+
+fn session_invalid() -> Response {
+    broker_error(
+        StatusCode::NOT_FOUND,
+        "RunnerSessionInvalid",
+        "The session is not valid.",
+    )
+}
+
+async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -> Response {
+    if let Err(r) = begin(&shared, endpoint::BROKER_MESSAGE, &headers).await {
+        return r;
+    }
+    let session_id = query_param(&q, "sessionId").unwrap_or_default().to_string();
+    let (agent, hold) = match shared.update(|w| {
+        let agent = runner_of(w, &headers, endpoint::BROKER_MESSAGE, Family::Broker)?;
+        // A v1 session is valid here too: that is how a `BrokerMigration` is followed (§4.6).
+        if w.sessions
+            .get(&session_id)
+            .is_none_or(|s| s.agent_id != agent)
+        {
+            return Err(session_invalid());
+        }
+        Ok((agent, w.cfg.long_poll_hold))
+    }) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let polled = shared
+        .wait_for(hold, |w| {
+            if !w.agents.contains_key(&agent) {
+                return Some(Err(broker_error(
+                    StatusCode::NOT_FOUND,
+                    "RunnerNotFound",
+                    "runner not found",
+                )));
+            }
+            if !w.sessions.contains_key(&session_id) {
+                return Some(Err(session_invalid()));
+            }
+            w.next_message(agent, Channel::Broker).map(Ok)
+        })
+        .await;
+    match polled {
+        None => StatusCode::ACCEPTED.into_response(),
+        Some(Err(r)) => r,
+        Some(Ok(m)) => axum::Json(json!({
+            "messageId": m.message_id,
+            "messageType": m.message_type,
+            "body": m.body,
+        }))
+        .into_response(),
+    }
+}
+
+fn job_by_request(w: &super::world::World, id: &str) -> Option<u64> {
+    w.jobs
+        .values()
+        .find(|j| !id.is_empty() && j.runner_request_id.eq_ignore_ascii_case(id))
+        .map(|j| j.snapshot.id)
+}
+
+async fn acknowledge(State(shared): SimState, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = begin(&shared, endpoint::BROKER_ACKNOWLEDGE, &headers).await {
+        return r;
+    }
+    let body = json_body(&body);
+    let request = field(&body, "runnerRequestId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    shared.update(|w| {
+        let agent = match runner_of(w, &headers, endpoint::BROKER_ACKNOWLEDGE, Family::Broker) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let not_found = || {
+            broker_error(
+                StatusCode::NOT_FOUND,
+                "AcknowledgeJobNotFound",
+                "The job to acknowledge was not found.",
+            )
+        };
+        let Some(job) = job_by_request(w, &request) else {
+            return not_found();
+        };
+        let name = runner_name(w, agent);
+        if w.agents
+            .get(&agent)
+            .is_some_and(|a| a.acknowledged.contains(&request))
+        {
+            w.violation(
+                endpoint::BROKER_ACKNOWLEDGE,
+                name,
+                format!("message for runner request {request} acknowledged twice"),
+            );
+            return StatusCode::OK.into_response();
+        }
+        if w.take(job, agent, endpoint::BROKER_ACKNOWLEDGE).is_err() {
+            return not_found();
+        }
+        if let Some(a) = w.agents.get_mut(&agent) {
+            a.acknowledged.push(request.clone());
+        }
+        StatusCode::OK.into_response()
+    })
+}
+
+async fn acquire_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = begin(&shared, endpoint::ACQUIRE_JOB, &headers).await {
+        return r;
+    }
+    let body = json_body(&body);
+    let request = field(&body, "jobMessageId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    shared.update(|w| {
+        let agent = match require(
+            w,
+            &headers,
+            Want::Runner,
+            endpoint::ACQUIRE_JOB,
+            Family::Run,
+        ) {
+            Ok(Caller::Runner(a)) if w.agents.contains_key(&a) => a,
+            Ok(_) => return run_error(StatusCode::NOT_FOUND, "runner not found"),
+            Err(r) => return r,
+        };
+        let name = runner_name(w, agent);
+        let Some(job) = job_by_request(w, &request) else {
+            return run_error(StatusCode::NOT_FOUND, "job not found");
+        };
+        if w.agents.get(&agent).is_some_and(|a| a.taken.contains(&job))
+            && w.jobs
+                .get(&job)
+                .is_some_and(|j| j.snapshot.runner_id.is_some())
+        {
+            return run_error(StatusCode::CONFLICT, "job already acquired");
+        }
+        match w.take(job, agent, endpoint::ACQUIRE_JOB) {
+            Ok(()) => {}
+            Err(TakeError::NotYours) => {
+                w.violation(
+                    endpoint::ACQUIRE_JOB,
+                    name,
+                    format!("acquired runner request {request} that was not offered to it"),
+                );
+                return run_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "job assignment is invalid",
+                );
+            }
+            Err(_) => return run_error(StatusCode::NOT_FOUND, "job not found"),
+        }
+        w.start(job);
+        if let Some(a) = w.agents.get_mut(&agent) {
+            a.inbox.retain(|m| m.kind != InboxKind::Job(job));
+        }
+        match w.jobs.get(&job).and_then(|j| j.message.clone()) {
+            Some(m) => axum::Json(m).into_response(),
+            None => run_error(StatusCode::NOT_FOUND, "job not found"),
+        }
+    })
+}
+
+/// The job the job token is for, checked against `planId`/`jobId` of the body.
+fn job_of(
+    w: &mut super::world::World,
+    headers: &HeaderMap,
+    body: &serde_json::Value,
+    ep: &str,
+) -> Result<u64, Response> {
+    let Caller::Job(job) = require(w, headers, Want::Job, ep, Family::Run)? else {
+        return Err(run_error(
+            StatusCode::UNAUTHORIZED,
+            "not authorized for this job",
+        ));
+    };
+    let plan = field(body, "planId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let job_id = field(body, "jobId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let ok = w.jobs.get(&job).is_some_and(|j| {
+        j.plan_id.eq_ignore_ascii_case(plan)
+            && j.snapshot.orchestration_id.eq_ignore_ascii_case(job_id)
+    });
+    if !ok {
+        w.violation(ep, None, "planId/jobId do not match the job token");
+        return Err(run_error(StatusCode::NOT_FOUND, "job not found"));
+    }
+    Ok(job)
+}
+
+async fn renew_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = begin(&shared, endpoint::RENEW_JOB, &headers).await {
+        return r;
+    }
+    let body = json_body(&body);
+    shared.update(|w| {
+        let job = match job_of(w, &headers, &body, endpoint::RENEW_JOB) {
+            Ok(j) => j,
+            Err(r) => return r,
+        };
+        match w.renew(job) {
+            Ok(until) => axum::Json(json!({ "lockedUntil": until.to_rfc3339() })).into_response(),
+            Err(_) => run_error(StatusCode::NOT_FOUND, "job not found"),
+        }
+    })
+}
+
+async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = begin(&shared, endpoint::COMPLETE_JOB, &headers).await {
+        return r;
+    }
+    let body = json_body(&body);
+    shared.update(|w| {
+        let job = match job_of(w, &headers, &body, endpoint::COMPLETE_JOB) {
+            Ok(j) => j,
+            Err(r) => return r,
+        };
+        let conclusion = field(&body, "conclusion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if conclusion.chars().any(|c| c.is_ascii_uppercase()) {
+            w.violation(
+                endpoint::COMPLETE_JOB,
+                None,
+                format!("completejob conclusion {conclusion:?} is not lower-case"),
+            );
+            return run_error(
+                StatusCode::BAD_REQUEST,
+                "invalid conclusion: enums must be lower-case",
+            );
+        }
+        if conclusion_for(&conclusion).is_none() {
+            return run_error(StatusCode::BAD_REQUEST, "invalid conclusion");
+        }
+        let outputs = field(&body, "outputs").cloned();
+        match w.complete(job, &conclusion, CompletionPath::CompleteJob, outputs) {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(_) => {
+                w.violation(
+                    endpoint::COMPLETE_JOB,
+                    None,
+                    "completejob for a job that already ended",
+                );
+                run_error(StatusCode::NOT_FOUND, "job not found")
+            }
+        }
+    })
+}

@@ -1,0 +1,181 @@
+//! The simulator's knobs: which protocol variants it speaks and how it behaves.
+//!
+//! Owns [`SimConfig`] and its defaults. Where the spec marks a behaviour **[UNSURE]**, both
+//! variants exist here behind a switch so megascaler can be tested against each. Nothing here
+//! does IO.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use url::Url;
+
+/// How the simulator behaves. `Default`: v1 flow, no encryption, `check_run_id` on,
+/// [`Assignment::First`], 2 s long-poll hold.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// `runner-registration` answers `use_v2_flow=true`: runners register through the
+    /// runner-admin endpoints (§3.6) and then use the broker.
+    pub use_v2_flow: bool,
+    /// How v1-registered runners reach the broker (§4.1, §4.6).
+    pub broker: BrokerMode,
+    /// v1 sessions get an RSA-OAEP encrypted AES key; v1 message bodies are AES-CBC encrypted.
+    pub encrypt_messages: bool,
+    /// Encrypted bodies start with a UTF-8 BOM, as .NET writes them (§4.4 "may start").
+    pub bom_in_encrypted_body: bool,
+    /// The `RequireFipsCryptography` agent property (None: not sent).
+    pub require_fips: Option<bool>,
+    /// Put `contextData.job.check_run_id` (= REST job id) into job messages (§5.2, open Q7).
+    pub check_run_id_in_message: bool,
+    /// Which idle runner gets a queued job.
+    pub assignment: Assignment,
+    /// How long a message long poll is held when there is nothing to say (real: ≈50 s).
+    pub long_poll_hold: Duration,
+    /// `lockedUntil = now + lock_duration` at assignment and at every renewal.
+    pub lock_duration: Duration,
+    /// `plan.version` of job messages (≥ 8: the worker raises `JobCompleted` itself).
+    pub plan_version: u32,
+    /// Where signed `workflow_job` webhooks go.
+    pub webhook: Option<WebhookTarget>,
+    /// Lifetime of registration and remove tokens (GitHub: 1 h).
+    pub registration_token_lifetime: Duration,
+    /// `exp` of the registration JWT (spec: [UNSURE], "short").
+    pub registration_jwt_lifetime: Duration,
+    /// `expires_in` of runner OAuth access tokens.
+    pub oauth_token_lifetime: Duration,
+    /// Lifetime of job tokens (from the job's assignment).
+    pub job_token_lifetime: Duration,
+    /// The valid PAT.
+    pub pat: String,
+    /// The PAT's primary REST budget per hour (GitHub: 5000 for a classic PAT).
+    pub rest_rate_limit: u32,
+    /// Which client-assertion algorithms the token endpoint accepts (open Q10).
+    pub assertion_algorithms: AssertionAlgorithms,
+    /// Which credential the runner-admin endpoints accept (§3.6 [UNSURE]).
+    pub admin_auth: AdminAuth,
+    /// A `BrokerMigration` message carries a `messageId` (§4.1: possibly without [UNSURE]).
+    pub migration_message_id: bool,
+    /// Deleting a busy runner is refused with 422 (§3.8 [UNSURE]); when false it is deleted.
+    pub refuse_busy_runner_deletion: bool,
+    /// How long a [`crate::sim::Fault::Timeout`] holds the request before answering 504.
+    pub fault_timeout: Duration,
+    /// The `JobCancellation` timeout sent to runners.
+    pub cancel_timeout: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            use_v2_flow: false,
+            broker: BrokerMode::Off,
+            encrypt_messages: false,
+            bom_in_encrypted_body: true,
+            require_fips: None,
+            check_run_id_in_message: true,
+            assignment: Assignment::First,
+            long_poll_hold: Duration::from_secs(2),
+            lock_duration: Duration::from_secs(600),
+            plan_version: 12,
+            webhook: None,
+            registration_token_lifetime: Duration::from_secs(3600),
+            registration_jwt_lifetime: Duration::from_secs(3600),
+            oauth_token_lifetime: Duration::from_secs(3600),
+            job_token_lifetime: Duration::from_secs(6 * 3600),
+            pat: "ghp_simulated".to_string(),
+            rest_rate_limit: 5000,
+            assertion_algorithms: AssertionAlgorithms::Both,
+            admin_auth: AdminAuth::Either,
+            migration_message_id: true,
+            refuse_busy_runner_deletion: true,
+            fault_timeout: Duration::from_secs(30),
+            cancel_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How v1-registered runners are moved to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerMode {
+    /// Everything stays on the pipelines service (`PipelineAgentJobRequest`).
+    #[default]
+    Off,
+    /// The added agent carries `ServerUrlV2` and `UseV2Flow=true`: sessions go to the broker.
+    AgentProperties,
+    /// v1 polls answer `BrokerMigration`; the job is a `RunnerJobRequest` at the broker.
+    MigrationMessage,
+}
+
+/// Which of the idle online runners whose labels cover a job's labels gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignment {
+    /// The runner registered first.
+    #[default]
+    First,
+    /// A random one.
+    Random,
+    /// The runner registered last.
+    Newest,
+    /// The one with the most labels: the "worst" choice, maximising wrong-runner landings.
+    MostLabels,
+}
+
+/// Which algorithms the OAuth token endpoint accepts for client assertions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssertionAlgorithms {
+    #[default]
+    Both,
+    Rs256Only,
+    Ps256Only,
+}
+
+/// Which credential the runner-admin endpoints (§3.6) accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminAuth {
+    /// `RemoteAuth <registration token>` (actions/runner).
+    RegistrationToken,
+    /// `Bearer <registration JWT>` (github-act-runner HEAD).
+    Jwt,
+    /// Either.
+    #[default]
+    Either,
+}
+
+/// Where webhooks go and the HMAC secret they are signed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookTarget {
+    pub url: Url,
+    pub secret: String,
+}
+
+/// Faults applied to webhook deliveries (probabilities in 0..=1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WebhookFaults {
+    /// Probability that a delivery is never sent.
+    #[serde(default)]
+    pub drop: f64,
+    /// Probability that a delivery is sent twice (same `X-GitHub-Delivery`).
+    #[serde(default)]
+    pub duplicate: f64,
+    /// Probability that a delivery is held back and sent after the next one.
+    #[serde(default)]
+    pub reorder: f64,
+    /// Delay before every delivery.
+    #[serde(default, with = "humantime_serde_millis")]
+    pub delay: std::time::Duration,
+}
+
+/// `Duration` as whole milliseconds, so `/_sim/` scripts can write `"delay": 500`.
+mod humantime_serde_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,269 @@
+//! What every simulated endpoint shares: the router, error shapes, credentials, faults.
+//!
+//! Owns the error body of each API family (REST message, VSS wrapped exception `typeKey`
+//! §2.2, broker `errorKind` and run-service error §2.3, OAuth error), parsing the
+//! `Authorization` header, and [`begin`], the preamble of every request: count the call, note a
+//! missing User-Agent, apply an injected fault. It holds the world lock only briefly.
+
+use super::model::Fault;
+use super::server::Shared;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::json;
+use std::sync::Arc;
+
+pub(crate) type SimState = axum::extract::State<Arc<Shared>>;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .merge(super::rest::routes())
+        .merge(super::admin::routes())
+        .merge(super::pipelines::routes())
+        .merge(super::oauth::routes())
+        .merge(super::broker::routes())
+        .merge(super::control::routes())
+        .fallback(|| async { rest_error(StatusCode::NOT_FOUND, "Not Found") })
+        .with_state(shared)
+}
+
+/// The API families, each with its own error shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    Rest,
+    Vss,
+    Broker,
+    Run,
+    OAuth,
+}
+
+pub(crate) fn family_of(endpoint: &str) -> Family {
+    match endpoint.split('.').next().unwrap_or_default() {
+        "pipelines" => Family::Vss,
+        "broker" => Family::Broker,
+        "run" => Family::Run,
+        "oauth" => Family::OAuth,
+        _ => Family::Rest,
+    }
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+pub(crate) fn rest_error(code: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "message": message,
+        "documentation_url": "https://docs.github.com/rest",
+        "status": code.as_u16().to_string(),
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+/// VSS wrapped exception (§2.2).
+pub(crate) fn vss_error(code: StatusCode, type_key: &str, message: &str) -> Response {
+    let body = json!({
+        "$id": "1",
+        "innerException": null,
+        "message": message,
+        "typeName": format!("GitHub.DistributedTask.WebApi.{type_key}, Sdk"),
+        "typeKey": type_key,
+        "errorCode": 0,
+        "eventId": 3000,
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+/// Broker error (§2.3).
+pub(crate) fn broker_error(code: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({
+        "source": "actions-broker-listener",
+        "errorKind": kind,
+        "statusCode": code.as_u16(),
+        "errorMessage": message,
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+/// Run-service error (§2.3).
+pub(crate) fn run_error(code: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "source": "actions-run-service",
+        "statusCode": code.as_u16(),
+        "errorMessage": message,
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+pub(crate) fn oauth_error(code: StatusCode, error: &str, description: &str) -> Response {
+    let body = json!({ "error": error, "error_description": description });
+    (code, axum::Json(body)).into_response()
+}
+
+/// An error in the family's shape; `kind` is the `typeKey`/`errorKind`/OAuth `error`.
+pub(crate) fn family_error(family: Family, code: u16, kind: &str, message: &str) -> Response {
+    let code = status(code);
+    match family {
+        Family::Rest => rest_error(code, message),
+        Family::Vss => vss_error(code, kind, message),
+        Family::Broker => broker_error(code, kind, message),
+        Family::Run => run_error(code, message),
+        Family::OAuth => oauth_error(code, kind, message),
+    }
+}
+
+fn default_kind(family: Family, code: u16) -> &'static str {
+    match (family, code) {
+        (Family::OAuth, _) => "server_error",
+        (Family::Broker, _) => "InternalServerError",
+        (_, 401) => "VssUnauthorizedException",
+        (_, 403) => "AccessDeniedException",
+        (_, 404) => "VssResourceNotFoundException",
+        (_, 409) => "VssConflictException",
+        _ => "VssServiceResponseException",
+    }
+}
+
+/// The credential in `Authorization`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Credential {
+    None,
+    Bearer(String),
+    RemoteAuth(String),
+    /// `token <x>` (REST).
+    Token(String),
+    /// Basic: the password part.
+    Basic(String),
+    Other(String),
+}
+
+impl Credential {
+    pub fn scheme(&self) -> &str {
+        match self {
+            Credential::None => "none",
+            Credential::Bearer(_) => "Bearer",
+            Credential::RemoteAuth(_) => "RemoteAuth",
+            Credential::Token(_) => "token",
+            Credential::Basic(_) => "Basic",
+            Credential::Other(s) => s,
+        }
+    }
+}
+
+pub(crate) fn credential(headers: &HeaderMap) -> Credential {
+    let Some(value) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Credential::None;
+    };
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim().to_string();
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Credential::Bearer(rest),
+        "remoteauth" => Credential::RemoteAuth(rest),
+        "token" => Credential::Token(rest),
+        "basic" => base64::engine::general_purpose::STANDARD
+            .decode(rest.as_bytes())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.split_once(':').map(|(_, p)| p.to_string()))
+            .map_or(Credential::Other("Basic".into()), Credential::Basic),
+        other => Credential::Other(other.to_string()),
+    }
+}
+
+pub(crate) fn has_user_agent(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty())
+}
+
+/// The preamble of every request: count it, record a missing User-Agent, apply any injected
+/// fault. `Err` is the answer to send instead of handling the request.
+pub(crate) async fn begin(
+    shared: &Shared,
+    endpoint: &str,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    let ua = has_user_agent(headers);
+    let (fault, hold) = shared.update(|w| {
+        w.count(endpoint);
+        if !ua {
+            w.violation(endpoint, None, "request without a User-Agent header");
+        }
+        (w.take_fault(endpoint), w.cfg.fault_timeout)
+    });
+    let family = family_of(endpoint);
+    match fault {
+        None => Ok(()),
+        Some(Fault::Delay { millis }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+            Ok(())
+        }
+        Some(Fault::Timeout) => {
+            tokio::select! {
+                _ = tokio::time::sleep(hold) => {}
+                _ = shared.shutdown.cancelled() => {}
+            }
+            Err(family_error(
+                family,
+                504,
+                default_kind(family, 504),
+                "gateway timeout (injected)",
+            ))
+        }
+        Some(Fault::Status(code)) => Err(family_error(
+            family,
+            code,
+            default_kind(family, code),
+            &format!("injected fault: status {code}"),
+        )),
+        Some(Fault::Error { status, kind }) => Err(family_error(
+            family,
+            status,
+            &kind,
+            &format!("injected fault: {kind}"),
+        )),
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            let mut response = family_error(
+                family,
+                429,
+                "TooManyRequests",
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            );
+            let h = response.headers_mut();
+            h.insert("retry-after", HeaderValue::from(retry_after_secs));
+            if family == Family::Rest {
+                h.insert("x-ratelimit-remaining", HeaderValue::from(0u32));
+            }
+            Err(response)
+        }
+    }
+}
+
+/// A query parameter, case-insensitively (VSS clients vary in case).
+pub(crate) fn query_param<'a>(
+    query: &'a std::collections::HashMap<String, String>,
+    name: &str,
+) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A JSON body field, case-insensitively (§2.2: the server matches property names so).
+pub(crate) fn field<'a>(body: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    body.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Parses a JSON body; an empty or invalid body is `Null`.
+pub(crate) fn json_body(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
+}

@@ -8,8 +8,14 @@
 //! credentials (environment overrides are ignored on purpose).
 
 use crate::config::{self, Config, EnvOverrides};
+use crate::logging::{self, LogTarget};
+use crate::sim::{Assignment, JobSpec, SimConfig, SimHandle, Simulator, WebhookTarget, WorkerScript};
+use crate::tui::{DashboardSetup, run_dashboard};
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
+use url::Url;
 
 /// Labels of the worker entries of the demo's configuration.
 pub const LINUX: &[&str] = &["self-hosted", "linux"];
@@ -59,15 +65,16 @@ const fn job(
     }
 }
 
-/// The jobs queued when the demo starts, in order. The `lint` job is queued right after the
-/// GPU job so a GPU runner can take it (GitHub's rule allows any runner whose labels cover the
-/// job's): the wrong-runner case late binding repairs.
+/// The jobs queued when the demo starts, in order. The `lint` job is queued right before the
+/// GPU job, and the simulator gives a job to the idle runner with the most labels, so the GPU
+/// runner usually takes `lint` (GitHub's rule allows any runner whose labels cover the job's):
+/// the wrong-runner case that late binding repairs.
 pub fn opening() -> Vec<DemoJob> {
     vec![
         job("acme/widgets", "CI", LONG_JOB, LINUX, 900, 1_000),
         job("acme/widgets", "CI", "build", LINUX, 12, 700),
-        job("acme/gadgets", "GPU", "train", GPU, 15, 800),
         job("acme/gadgets", "CI", "lint", LINUX, 6, 600),
+        job("acme/gadgets", "GPU", "train", GPU, 15, 800),
         job(
             "acme/gadgets",
             "Release",
@@ -148,9 +155,107 @@ pub fn demo_config(setup: &DemoSetup<'_>) -> anyhow::Result<Config> {
     Ok(config::parse("demo", &text, &EnvOverrides::default())?)
 }
 
-/// Runs the demo.
+/// Time between two jobs of the steady stream.
+const STREAM_PERIOD: Duration = Duration::from_secs(4);
+
+impl DemoJob {
+    fn spec(&self) -> JobSpec {
+        JobSpec {
+            workflow_name: self.workflow.to_string(),
+            job_name: self.job.to_string(),
+            script: WorkerScript {
+                steps: self.steps,
+                step_millis: self.step_millis,
+                conclusion: self.conclusion.to_string(),
+                crash: self.crash,
+                hang_on_cancel: false,
+            },
+            ..JobSpec::new(self.repository, self.labels)
+        }
+    }
+}
+
+/// Queues the opening jobs, then one job every [`STREAM_PERIOD`], until aborted.
+async fn tell_the_story(sim: SimHandle) {
+    for job in opening() {
+        let id = sim.queue_job(job.spec());
+        tracing::info!(id, job = job.job, "demo: queued");
+    }
+    let mut ticks = tokio::time::interval(STREAM_PERIOD);
+    ticks.tick().await;
+    for n in 0.. {
+        ticks.tick().await;
+        let job = steady(n);
+        let id = sim.queue_job(job.spec());
+        tracing::debug!(id, job = job.job, "demo: queued");
+    }
+}
+
+/// A free loopback port for the engine's webhook listener.
+fn free_loopback_address() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot find a free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?)
+}
+
+/// Runs the demo: simulator, engine, story and dashboard; cleans up after itself.
 pub async fn run() -> anyhow::Result<()> {
-    anyhow::bail!("`demo` needs the engine and the simulator, which are not merged yet")
+    let state_dir = std::env::temp_dir().join(format!("megascaler-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let log_guard = logging::init(LogTarget::FileOnly, Some(&state_dir))?;
+    let result = run_in(&state_dir).await;
+    drop(log_guard);
+    match &result {
+        // Nothing to keep from a demo that went well.
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&state_dir);
+        }
+        Err(_) => eprintln!(
+            "megascaler demo: logs and worker output are in {}",
+            state_dir.display()
+        ),
+    }
+    result
+}
+
+async fn run_in(state_dir: &Path) -> anyhow::Result<()> {
+    let webhook_address = free_loopback_address()?;
+    let webhook_secret = uuid::Uuid::new_v4().simple().to_string();
+    let sim = Simulator::start(SimConfig {
+        assignment: Assignment::MostLabels,
+        long_poll_hold: Duration::from_secs(5),
+        webhook: Some(WebhookTarget {
+            url: Url::parse(&format!("http://{webhook_address}/webhook"))?,
+            secret: webhook_secret.clone(),
+        }),
+        ..SimConfig::default()
+    })
+    .await
+    .context("cannot start the simulated GitHub")?;
+    tracing::info!(url = %sim.base_url(), "demo: simulator started");
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let github_url = sim.base_url().to_string();
+    let config = demo_config(&DemoSetup {
+        github_url: &github_url,
+        pat: sim.pat(),
+        state_dir,
+        webhook_address,
+        webhook_secret: &webhook_secret,
+        exe: &exe,
+    })?;
+    let setup = DashboardSetup::from_config(&config);
+    let result = match super::start_engine(config).await {
+        Ok(handle) => {
+            let story = tokio::spawn(tell_the_story(sim.clone()));
+            let result = run_dashboard(handle, setup).await;
+            story.abort();
+            result
+        }
+        Err(e) => Err(e),
+    };
+    sim.shutdown();
+    result
 }
 
 #[cfg(test)]

@@ -70,9 +70,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     run_dashboard(handle, setup).await
 }
 
-/// Starts the engine for the dashboard.
-async fn start_engine(_config: Config) -> anyhow::Result<EngineHandle> {
-    anyhow::bail!("the engine is not merged into this branch yet")
+/// Starts the engine for the dashboard, as `serve` does.
+async fn start_engine(config: Config) -> anyhow::Result<EngineHandle> {
+    crate::engine::start(config, crate::engine::EngineOptions::default())
+        .await
+        .context("cannot start the engine")
 }
 
 /// Sends a command without waiting: straight away if the channel has room, from a task if

@@ -9,7 +9,9 @@
 
 use crate::config::{self, Config, EnvOverrides};
 use crate::logging::{self, LogTarget};
-use crate::sim::{Assignment, JobSpec, SimConfig, SimHandle, Simulator, WebhookTarget, WorkerScript};
+use crate::sim::{
+    Assignment, JobSpec, SimConfig, SimHandle, Simulator, WebhookTarget, WorkerScript,
+};
 use crate::tui::{DashboardSetup, run_dashboard};
 use anyhow::Context as _;
 use std::net::SocketAddr;
@@ -315,7 +317,7 @@ mod tests {
             .position(|j| j.labels == GPU)
             .expect("a GPU job");
         assert_eq!(
-            opening[gpu + 1].labels,
+            opening[gpu - 1].labels,
             LINUX,
             "a Linux job a GPU runner can take"
         );

@@ -33,8 +33,29 @@ fn decision_line(d: &Decision, with_job: bool, width: usize, theme: Theme) -> Li
         _ => String::new(),
     };
     let head = format!("{} {:<9} {job}", d.at.format("%H:%M:%S"), kind(d.kind));
-    let rest = fit(&d.message, width.saturating_sub(head.chars().count()));
+    // The engine often starts with "job N: "; the id is already on the line or implied.
+    let message = d
+        .job
+        .and_then(|id| d.message.strip_prefix(&format!("job {id}: ")))
+        .unwrap_or(&d.message);
+    let rest = fit(message, width.saturating_sub(head.chars().count()));
     Line::from(vec![Span::styled(head, theme.dim()), Span::raw(rest)])
+}
+
+/// `states: queued → waiting → running`; when too long, the oldest give way to `…`.
+fn states_line(record: &JobRecord, width: usize) -> String {
+    let names: Vec<&str> = record.states.iter().map(|s| s.as_str()).collect();
+    let full = format!("states: {}", names.join(" → "));
+    if full.chars().count() <= width {
+        return full;
+    }
+    for skip in 1..names.len() {
+        let text = format!("states: … → {}", names[skip..].join(" → "));
+        if text.chars().count() <= width {
+            return text;
+        }
+    }
+    fit(&full, width)
 }
 
 /// What the dashboard can say about one job, line by line.
@@ -92,11 +113,7 @@ pub fn job_lines(app: &App, record: &JobRecord, width: usize) -> Vec<Line<'stati
         Default::default()
     };
     lines.push(Line::styled(fit(&runner, width), runner_style));
-    let states: Vec<&str> = record.states.iter().map(|s| s.as_str()).collect();
-    lines.push(Line::raw(fit(
-        &format!("states: {}", states.join(" → ")),
-        width,
-    )));
+    lines.push(Line::raw(states_line(record, width)));
     if let Some(reason) = &v.reason {
         lines.push(Line::styled(
             fit(&format!("reason: {reason}"), width),
@@ -127,8 +144,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .selected_job()
         .map(|r| job_lines(app, r, width))
         .unwrap_or_else(|| vec![Line::styled("No job selected.", theme.dim())]);
-    // The job's part gets what it needs up to two thirds; the feed keeps at least 3 rows.
-    let job_rows = (job.len() as u16).min(inner.height.saturating_sub(4).max(inner.height * 2 / 3));
+    // The job's part gets what it needs up to three fifths; the feed gets the rest.
+    let job_rows = (job.len() as u16).min(inner.height * 3 / 5);
     let [job_area, feed_area] =
         Layout::vertical([Constraint::Length(job_rows), Constraint::Fill(1)]).areas(inner);
     frame.render_widget(Paragraph::new(job), job_area);

@@ -26,6 +26,10 @@ pub fn needs_attention(record: &JobRecord) -> bool {
 /// Time in the job's current phase: queued age, run time, or how long it ran.
 pub fn job_time(record: &JobRecord, now: DateTime<Utc>) -> String {
     let v = &record.view;
+    // An unmatched job is final for megascaler but still queued on GitHub: show its wait.
+    if v.state == JobState::Unmatched {
+        return compact(seconds_between(v.queued_at, now));
+    }
     let secs = match (v.started_at, v.finished_at) {
         (Some(start), Some(end)) => seconds_between(start, end),
         (Some(start), None) => seconds_between(start, now),

@@ -359,7 +359,7 @@ impl App {
                     if running == 1 { " is" } else { "s are" }
                 ),
                 format!(
-                    "Quitting shuts down as `serve` does on SIGTERM: intake stops and idle runners are removed; each worker gets a cancel request, then SIGINT, SIGTERM and SIGKILL after {grace}, and its job is reported cancelled."
+                    "Quitting shuts down as `serve` does on SIGTERM: intake stops and idle runners are removed; each worker gets a cancel request, then SIGINT after {grace}, SIGTERM 7.5s later and SIGKILL 2.5s after that; its job is reported cancelled."
                 ),
             ],
             command: Command::Shutdown,
@@ -474,7 +474,11 @@ impl App {
                 return;
             }
             JobState::Unmatched => {
-                "It is still queued on GitHub: megascaler matches it again and registers a fresh runner if a worker serves it."
+                // The configuration is not reloaded, so matching again cannot change the answer.
+                self.notice = Some(format!(
+                    "job {id} matches no worker entry; re-dispatching cannot change that"
+                ));
+                return;
             }
             s if s.is_final() => {
                 "It is finished: GitHub re-runs it through the REST API as a new attempt."
@@ -501,7 +505,7 @@ impl App {
             lines: vec![
                 format!("Kill the worker of {name}?"),
                 format!(
-                    "Process group {pid} gets SIGKILL now, with no grace; megascaler then reports the job to GitHub as failed."
+                    "Process group {pid} gets SIGKILL now, with no grace; megascaler then reports the job to GitHub as cancelled."
                 ),
             ],
             command: Command::KillWorker(id),

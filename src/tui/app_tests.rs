@@ -120,7 +120,16 @@ fn redispatch_says_rerun_for_finished_and_fresh_runner_for_queued() {
     app.handle(Action::Dismiss);
     app.selected = Some(104);
     app.handle(Action::Redispatch);
-    assert!(app.dialog.as_ref().unwrap().lines[1].contains("matches it again"));
+    assert!(
+        app.dialog.is_none(),
+        "an unmatched job would stay unmatched"
+    );
+    assert!(
+        app.notice
+            .as_deref()
+            .unwrap_or("")
+            .contains("no worker entry")
+    );
 }
 
 #[test]

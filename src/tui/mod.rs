@@ -42,8 +42,8 @@ const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before input gets a turn.
 const MAX_DRAIN: usize = 4_096;
 /// How long the dashboard waits for the engine after asking it to shut down, beyond the
-/// workers' cancel grace.
-const SHUTDOWN_SLACK: Duration = Duration::from_secs(20);
+/// workers' cancel grace: the engine's own hard deadline is the grace plus 40 s.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(50);
 
 /// What the dashboard needs to know besides the engine's events.
 #[derive(Debug, Clone)]

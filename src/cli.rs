@@ -57,7 +57,11 @@ pub enum Command {
         worker: PathBuf,
     },
     /// The simulator's worker: reads a job from stdin frames, logs steps, reports completion.
-    SimWorker,
+    SimWorker {
+        /// The labels the worker was started for; a job for other labels is reported failed.
+        #[arg(long, value_delimiter = ',')]
+        labels: Option<Vec<String>>,
+    },
 }
 
 /// Entry point of the binary.
@@ -135,8 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = crate::worker::adapter::run(&worker)?;
             Ok(ExitCode::from(code))
         }
-        Command::SimWorker => {
-            let code = runtime()?.block_on(crate::sim::worker::run())?;
+        Command::SimWorker { labels } => {
+            let code = runtime()?.block_on(crate::sim::worker::run_with_labels(labels))?;
             Ok(ExitCode::from(code))
         }
     }

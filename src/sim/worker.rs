@@ -1,6 +1,379 @@
-//! The simulator's worker (`megascaler sim-worker`).
+//! The simulator's worker (`megascaler sim-worker`): a stand-in for a real worker process that
+//! speaks the real worker protocol.
+//!
+//! Owns reading stdin frames (spec §6.1), following the [`WorkerScript`] the job message
+//! carries (step-like log lines over time, conclusion, crash, ignoring cancellation), checking
+//! that it was started for the job's labels, and reporting completion itself with the job
+//! token (v1 plan ≥ 8: plan event `JobCompleted`; run service: `completejob`). It must never
+//! print the job token or any secret variable.
+
+use super::{SCRIPT_VARIABLE, WorkerScript};
+use anyhow::{Context, anyhow};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+
+/// Frame types of §6.1.
+const NEW_JOB_REQUEST: u32 = 1;
+
+/// The most a frame body may be (Runner.Worker's limit).
+const MAX_FRAME: u32 = 50_000_000;
 
 /// Reads a job from stdin frames and reports it; returns the exit code.
 pub async fn run() -> anyhow::Result<u8> {
-    anyhow::bail!("`sim-worker` is not implemented yet")
+    run_with_labels(None).await
+}
+
+/// [`run`], knowing the labels the worker was started for (`--labels a,b`).
+pub async fn run_with_labels(labels: Option<Vec<String>>) -> anyhow::Result<u8> {
+    let (tx, mut frames) = mpsc::unbounded_channel();
+    tokio::spawn(read_frames(tokio::io::stdin(), tx));
+    let first = tokio::time::timeout(Duration::from_secs(30), frames.recv())
+        .await
+        .map_err(|_| anyhow!("no job frame within 30 s"))?
+        .ok_or_else(|| anyhow!("stdin closed before a job frame"))?;
+    if first.0 != NEW_JOB_REQUEST {
+        anyhow::bail!(
+            "first frame has type {}, expected 1 (NewJobRequest)",
+            first.0
+        );
+    }
+    let job: Value = serde_json::from_slice(&first.1).context("job message is not JSON")?;
+    let job = JobFacts::from_message(&job)?;
+    let script = job.script.clone();
+    if script.hang_on_cancel {
+        ignore_signals()?;
+    }
+    println!(
+        "sim-worker: job {:?} (run {}, {}) started for labels [{}]",
+        job.display_name,
+        job.run_id,
+        job.repository,
+        labels.as_deref().unwrap_or_default().join(", ")
+    );
+    if let (Some(started), Some(wanted)) = (&labels, &job.labels)
+        && !same_labels(started, wanted)
+    {
+        let reason = format!(
+            "wrong worker: started for labels [{}] but the job needs [{}]",
+            started.join(", "),
+            wanted.join(", ")
+        );
+        println!("sim-worker: {reason}");
+        return report(&job, "failed").await;
+    }
+    let mut result = if script.conclusion.eq_ignore_ascii_case("failure") {
+        "failed"
+    } else {
+        "succeeded"
+    };
+    'steps: for step in 1..=script.steps {
+        println!("##[group]Run step {step} of {}", script.steps);
+        let sleep = tokio::time::sleep(Duration::from_millis(script.step_millis));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                frame = frames.recv() => match frame {
+                    Some((kind, _)) if kind != NEW_JOB_REQUEST => {
+                        if script.hang_on_cancel {
+                            println!("sim-worker: cancel request (type {kind}) ignored");
+                        } else {
+                            println!("sim-worker: cancel request (type {kind}); stopping");
+                            result = "canceled";
+                            break 'steps;
+                        }
+                    }
+                    Some(_) => println!("sim-worker: ignoring a second job frame"),
+                    // stdin closed: keep running the job (the runner may close it early).
+                    None => { sleep.as_mut().await; break; }
+                },
+            }
+        }
+        println!("step {step}: ok");
+        println!("##[endgroup]");
+    }
+    if script.crash {
+        eprintln!("sim-worker: crashing as the script asks, without reporting");
+        return Ok(3);
+    }
+    report(&job, result).await
+}
+
+/// Reads §6.1 frames until EOF or a malformed frame.
+async fn read_frames(mut input: impl AsyncRead + Unpin, tx: mpsc::UnboundedSender<(u32, Vec<u8>)>) {
+    loop {
+        let Ok(kind) = input.read_u32().await else {
+            return;
+        };
+        let Ok(len) = input.read_u32().await else {
+            return;
+        };
+        if len > MAX_FRAME {
+            eprintln!("sim-worker: frame of {len} bytes refused");
+            return;
+        }
+        let mut body = vec![0u8; len as usize];
+        if input.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        if tx.send((kind, body)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Replaces the default action of SIGINT and SIGTERM with a log line. tokio never unregisters
+/// a handler once installed, so this holds for the rest of the process.
+fn ignore_signals() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
+        let mut s = signal(kind)?;
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                println!("sim-worker: signal ignored");
+            }
+        });
+    }
+    Ok(())
+}
+
+fn same_labels(a: &[String], b: &[String]) -> bool {
+    let norm = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    norm(a) == norm(b)
+}
+
+/// What the worker needs from the job message.
+#[derive(Debug, Clone)]
+struct JobFacts {
+    message_type: String,
+    plan: Value,
+    plan_version: u64,
+    job_id: String,
+    request_id: Value,
+    display_name: String,
+    vss_url: String,
+    token: String,
+    script: WorkerScript,
+    run_id: String,
+    repository: String,
+    labels: Option<Vec<String>>,
+}
+
+/// A key of a §5.3 type-2 dictionary (case-insensitive), or of a plain object.
+fn dict_get<'a>(dict: &'a Value, key: &str) -> Option<&'a Value> {
+    if let Some(entries) = dict.get("d").and_then(|d| d.as_array()) {
+        return entries
+            .iter()
+            .find(|e| {
+                e.get("k")
+                    .and_then(|k| k.as_str())
+                    .is_some_and(|k| k.eq_ignore_ascii_case(key))
+            })
+            .and_then(|e| e.get("v"));
+    }
+    dict.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+/// A §5.3 string: bare or `{ "t": 0, "s": ... }`.
+fn context_string(v: &Value) -> Option<String> {
+    v.as_str()
+        .map(str::to_string)
+        .or_else(|| v.get("s")?.as_str().map(str::to_string))
+}
+
+impl JobFacts {
+    fn from_message(m: &Value) -> anyhow::Result<JobFacts> {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let endpoint = m["resources"]["endpoints"]
+            .as_array()
+            .and_then(|a| {
+                a.iter().find(|e| {
+                    e["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case("SystemVssConnection"))
+                })
+            })
+            .ok_or_else(|| anyhow!("job message has no SystemVssConnection endpoint"))?;
+        let script = m["variables"][SCRIPT_VARIABLE]["value"]
+            .as_str()
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        let github = &m["contextData"]["github"];
+        let labels = dict_get(github, "megascaler")
+            .and_then(|ms| dict_get(ms, "labels"))
+            .map(|l| {
+                let items = l
+                    .get("a")
+                    .and_then(|a| a.as_array())
+                    .cloned()
+                    .or_else(|| l.as_array().cloned());
+                items
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(context_string)
+                    .collect()
+            });
+        Ok(JobFacts {
+            message_type: s(&m["messageType"]),
+            plan_version: m["plan"]["version"].as_u64().unwrap_or(0),
+            plan: m["plan"].clone(),
+            job_id: s(&m["jobId"]),
+            request_id: m["requestId"].clone(),
+            display_name: s(&m["jobDisplayName"]),
+            vss_url: s(&endpoint["url"]),
+            token: s(&endpoint["authorization"]["parameters"]["AccessToken"]),
+            script,
+            run_id: dict_get(github, "run_id")
+                .and_then(context_string)
+                .unwrap_or_default(),
+            repository: dict_get(github, "repository")
+                .and_then(context_string)
+                .unwrap_or_default(),
+            labels,
+        })
+    }
+}
+
+/// Reports the result with the job token through the flow's API; exit code 0 when reported.
+async fn report(job: &JobFacts, result: &str) -> anyhow::Result<u8> {
+    let client = reqwest::Client::builder()
+        .user_agent(crate::USER_AGENT)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = if job.vss_url.ends_with('/') {
+        job.vss_url.clone()
+    } else {
+        format!("{}/", job.vss_url)
+    };
+    let (url, body) = if job.message_type.eq_ignore_ascii_case("RunnerJobRequest") {
+        let body = json!({
+            "planId": job.plan["planId"], "jobId": job.job_id, "conclusion": result.to_ascii_lowercase(),
+            "outputs": {}, "stepResults": [], "annotations": [],
+        });
+        (format!("{base}completejob"), body)
+    } else if job.plan_version >= 8 {
+        let url = plan_events_url(&client, &base, &job.plan).await?;
+        let body = json!({ "name": "JobCompleted", "jobId": job.job_id, "requestId": job.request_id, "result": result });
+        (url, body)
+    } else {
+        println!(
+            "sim-worker: plan version {} < 8: the runner finishes the job request",
+            job.plan_version
+        );
+        return Ok(0);
+    };
+    for attempt in 1..=5u64 {
+        let sent = client
+            .post(&url)
+            .bearer_auth(&job.token)
+            .json(&body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                println!("sim-worker: reported {result}");
+                return Ok(0);
+            }
+            Ok(r) if r.status().is_client_error() => {
+                eprintln!("sim-worker: reporting {result} refused with {}", r.status());
+                return Ok(1);
+            }
+            Ok(r) => eprintln!(
+                "sim-worker: reporting {result} failed with {} (attempt {attempt})",
+                r.status()
+            ),
+            Err(e) => eprintln!("sim-worker: reporting {result} failed: {e} (attempt {attempt})"),
+        }
+        tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+    }
+    Ok(1)
+}
+
+/// The plan-events URL, resolved through the location service like a real worker (§3.4.1).
+async fn plan_events_url(
+    client: &reqwest::Client,
+    base: &str,
+    plan: &Value,
+) -> anyhow::Result<String> {
+    const PLAN_EVENTS: &str = "557624af-b29e-4c20-8ab0-0399d2204f3f";
+    let cd: Value = client
+        .get(format!(
+            "{base}_apis/connectionData?connectOptions=1&lastChangeId=-1&lastChangeId64=-1"
+        ))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let def = cd["locationServiceData"]["serviceDefinitions"]
+        .as_array()
+        .and_then(|d| {
+            d.iter().find(|d| {
+                d["identifier"]
+                    .as_str()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(PLAN_EVENTS))
+            })
+        })
+        .ok_or_else(|| anyhow!("connectionData lacks the plan events location"))?;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let path = text(&def["relativePath"])
+        .replace("{area}", &text(&def["serviceType"]))
+        .replace("{resource}", &text(&def["displayName"]))
+        .replace("{scopeIdentifier}", &text(&plan["scopeIdentifier"]))
+        .replace("{hubName}", &text(&plan["planType"]))
+        .replace("{planId}", &text(&plan["planId"]));
+    Ok(format!("{}{}", base.trim_end_matches('/'), path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_compare_without_case_or_order() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(same_labels(&v(&["Linux", "gpu"]), &v(&["GPU", "linux"])));
+        assert!(!same_labels(&v(&["linux"]), &v(&["linux", "gpu"])));
+    }
+
+    #[test]
+    fn megascaler_labels_are_read_from_the_spliced_context() {
+        let m = json!({
+            "messageType": "PipelineAgentJobRequest",
+            "resources": { "endpoints": [{ "name": "SystemVssConnection", "url": "http://x/", "authorization": { "parameters": { "AccessToken": "t" } } }] },
+            "contextData": { "github": { "t": 2, "d": [
+                { "k": "run_id", "v": "7" },
+                { "k": "megascaler", "v": { "t": 2, "d": [ { "k": "labels", "v": { "t": 1, "a": [ { "t": 0, "s": "linux" }, "gpu" ] } } ] } }
+            ] } }
+        });
+        let f = JobFacts::from_message(&m).unwrap();
+        assert_eq!(f.labels, Some(vec!["linux".to_string(), "gpu".to_string()]));
+        assert_eq!(f.run_id, "7");
+        assert_eq!(f.script, WorkerScript::default());
+    }
+
+    #[tokio::test]
+    async fn frames_are_read_exactly() {
+        let mut bytes = Vec::new();
+        for (kind, body) in [(1u32, b"{\"a\":1}".as_slice()), (2, b"".as_slice())] {
+            bytes.extend_from_slice(&kind.to_be_bytes());
+            bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(body);
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        read_frames(bytes.as_slice(), tx).await;
+        assert_eq!(rx.recv().await, Some((1, b"{\"a\":1}".to_vec())));
+        assert_eq!(rx.recv().await, Some((2, Vec::new())));
+        assert_eq!(rx.recv().await, None);
+    }
 }

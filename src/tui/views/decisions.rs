@@ -124,13 +124,16 @@ pub fn job_lines(app: &App, record: &JobRecord, width: usize) -> Vec<Line<'stati
             },
         ));
     }
-    lines.extend(
-        record
-            .decisions
-            .iter()
-            .map(|d| decision_line(d, false, width, theme)),
-    );
     lines
+}
+
+/// The job's own decisions, oldest first: its timeline.
+pub fn timeline_lines(app: &App, record: &JobRecord, width: usize) -> Vec<Line<'static>> {
+    record
+        .decisions
+        .iter()
+        .map(|d| decision_line(d, false, width, app.theme))
+        .collect()
 }
 
 /// Draws the decisions pane.
@@ -140,11 +143,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = usize::from(inner.width);
-    let job = app
-        .selected_job()
-        .map(|r| job_lines(app, r, width))
-        .unwrap_or_else(|| vec![Line::styled("No job selected.", theme.dim())]);
-    // The job's part gets what it needs up to three fifths; the feed gets the rest.
+    let (mut job, timeline) = match app.selected_job() {
+        Some(r) => (job_lines(app, r, width), timeline_lines(app, r, width)),
+        None => (vec![Line::styled("No job selected.", theme.dim())], vec![]),
+    };
+    // The job's part gets what it needs up to three fifths; the feed gets the rest. When
+    // the timeline does not fit, its latest entries are the ones shown.
+    let budget = usize::from(inner.height * 3 / 5);
+    let room = budget.saturating_sub(job.len());
+    job.extend(
+        timeline
+            .iter()
+            .skip(timeline.len().saturating_sub(room))
+            .cloned(),
+    );
     let job_rows = (job.len() as u16).min(inner.height * 3 / 5);
     let [job_area, feed_area] =
         Layout::vertical([Constraint::Length(job_rows), Constraint::Fill(1)]).areas(inner);

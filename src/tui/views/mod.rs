@@ -16,7 +16,7 @@
 //! │                                     ││ ── recent decisions (all jobs) ──      │
 //! │                                     │└────────────────────────────────────────┘
 //! │                                     │┌ Tokens & budget ──────────────────────┐
-//! │                                     ││ countdowns per scope, REST budget      │ 12 rows
+//! │                                     ││ countdowns per scope, REST budget      │ as needed
 //! └─────────────────────────────────────┘└────────────────────────────────────────┘
 //!  status bar: intake · runners · workers · dropped · notices · ? help
 //! ```
@@ -57,7 +57,8 @@ pub fn is_wide(area: Rect) -> bool {
 }
 
 /// Splits the screen; in the narrow layout only `lower` of the three lower panes is placed.
-pub fn layout(area: Rect, lower: Pane) -> Areas {
+/// `tokens_rows` is the height the tokens pane needs in the wide layout.
+pub fn layout(area: Rect, lower: Pane, tokens_rows: u16) -> Areas {
     let wide = is_wide(area);
     let status_rows = if wide { 1 } else { 2 };
     let [main, status] =
@@ -68,7 +69,7 @@ pub fn layout(area: Rect, lower: Pane) -> Areas {
         let [output, right] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(bottom);
         let [decisions, tokens] =
-            Layout::vertical([Constraint::Fill(1), Constraint::Length(12)]).areas(right);
+            Layout::vertical([Constraint::Min(8), Constraint::Length(tokens_rows)]).areas(right);
         Areas {
             jobs,
             output: Some(output),
@@ -91,7 +92,7 @@ pub fn layout(area: Rect, lower: Pane) -> Areas {
 
 /// Rows of output the output pane shows on a screen of this size (for paging and scrolling).
 pub fn output_rows(area: Rect) -> u16 {
-    let rect = layout(area, Pane::Output).output.unwrap_or_default();
+    let rect = layout(area, Pane::Output, 0).output.unwrap_or_default();
     // Borders and the log-path line.
     rect.height.saturating_sub(3)
 }
@@ -99,7 +100,7 @@ pub fn output_rows(area: Rect) -> u16 {
 /// Draws the whole dashboard.
 pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
     let area = frame.area();
-    let areas = layout(area, app.lower);
+    let areas = layout(area, app.lower, tokens::short_rows(app));
     jobs::render(frame, areas.jobs, app, now);
     if let Some(rect) = areas.output {
         output::render(frame, rect, app);
@@ -226,10 +227,10 @@ mod tests {
 
     #[test]
     fn narrow_screens_show_one_lower_pane_and_wide_ones_all() {
-        let narrow = layout(Rect::new(0, 0, 80, 24), Pane::Decisions);
+        let narrow = layout(Rect::new(0, 0, 80, 24), Pane::Decisions, 7);
         assert!(narrow.output.is_none() && narrow.tokens.is_none());
         assert!(narrow.decisions.is_some());
-        let wide = layout(Rect::new(0, 0, 120, 40), Pane::Decisions);
+        let wide = layout(Rect::new(0, 0, 120, 40), Pane::Decisions, 7);
         assert!(wide.output.is_some() && wide.tokens.is_some() && wide.decisions.is_some());
         assert_eq!(wide.status.y, 39);
         assert_eq!(narrow.status.height, 2);

@@ -5,7 +5,7 @@
 //! line works at 80 columns. Reads the app only.
 
 use crate::tui::app::{App, Lifecycle};
-use crate::tui::views::{ago, seconds_between};
+use crate::tui::views::{ago, fit, seconds_between};
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -15,6 +15,8 @@ use ratatui::widgets::Paragraph;
 
 /// Faults older than this leave the status bar (they stay in the log).
 const FAULT_SHOWN_SECS: i64 = 60;
+/// A fault's text is cut to this, so the rest of the bar still fits beside it.
+const FAULT_CHARS: usize = 48;
 
 /// The segments, most important first.
 pub fn segments(app: &App, now: DateTime<Utc>) -> Vec<(String, Style)> {
@@ -28,6 +30,19 @@ pub fn segments(app: &App, now: DateTime<Utc>) -> Vec<(String, Style)> {
     }
     if let Some(notice) = &app.notice {
         out.push((notice.clone(), theme.warn()));
+    }
+    if let Some(f) = m
+        .faults
+        .back()
+        .filter(|f| seconds_between(f.at, now) < FAULT_SHOWN_SECS)
+    {
+        out.push((
+            fit(
+                &format!("fault {}: {}", f.component, f.message),
+                FAULT_CHARS,
+            ),
+            theme.alert(),
+        ));
     }
     let c = &m.capacity;
     let max = c.max_parallel.map_or("∞".to_string(), |n| n.to_string());
@@ -61,16 +76,6 @@ pub fn segments(app: &App, now: DateTime<Utc>) -> Vec<(String, Style)> {
             Style::new()
         },
     ));
-    if let Some(f) = m
-        .faults
-        .back()
-        .filter(|f| seconds_between(f.at, now) < FAULT_SHOWN_SECS)
-    {
-        out.push((
-            format!("fault {}: {}", f.component, f.message),
-            theme.alert(),
-        ));
-    }
     out.push(("? help".to_string(), theme.dim()));
     out
 }

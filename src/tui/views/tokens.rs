@@ -38,10 +38,33 @@ fn row(label: &str, value: Span<'static>) -> Line<'static> {
     Line::from(vec![Span::raw(format!("  {label:<20}")), value])
 }
 
-/// Draws the tokens and budget pane.
-pub fn render(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Utc>) {
+fn remaining(app: &App) -> Span<'static> {
+    let b = &app.model.budget;
+    match (b.remaining, b.limit) {
+        (Some(r), Some(l)) => {
+            let style = if l > 0 && r * 10 < l {
+                app.theme.alert()
+            } else {
+                Style::new()
+            };
+            Span::styled(format!("{r} of {l}"), style)
+        }
+        (Some(r), None) => Span::raw(r.to_string()),
+        _ => Span::styled("not reported yet", app.theme.dim()),
+    }
+}
+
+fn reset(app: &App, now: DateTime<Utc>) -> Span<'static> {
+    match app.model.budget.reset {
+        Some(at) if at > now => Span::raw(format!("in {}", compact(seconds_between(now, at)))),
+        Some(_) => Span::styled("passed", app.theme.dim()),
+        None => Span::styled("unknown", app.theme.dim()),
+    }
+}
+
+/// One row per fact: for tall panes.
+fn tall_lines(app: &App, now: DateTime<Utc>, width: usize) -> Vec<Line<'static>> {
     let theme = app.theme;
-    let width = usize::from(area.width.saturating_sub(2));
     let m = &app.model;
     let mut lines = Vec::new();
     if m.tokens.is_empty() {
@@ -68,30 +91,71 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Utc>) {
     }
     let b = &m.budget;
     lines.push(Line::styled("REST budget (PAT)", theme.header()));
-    let remaining = match (b.remaining, b.limit) {
-        (Some(r), Some(l)) => {
-            let style = if l > 0 && r * 10 < l {
-                theme.alert()
-            } else {
-                Style::new()
-            };
-            Span::styled(format!("{r} of {l}"), style)
-        }
-        (Some(r), None) => Span::raw(r.to_string()),
-        _ => Span::styled("not reported yet", theme.dim()),
-    };
-    lines.push(row("remaining", remaining));
-    let reset = match b.reset {
-        Some(at) if at > now => Span::raw(format!("in {}", compact(seconds_between(now, at)))),
-        Some(_) => Span::styled("passed", theme.dim()),
-        None => Span::styled("unknown", theme.dim()),
-    };
-    lines.push(row("resets", reset));
+    lines.push(row("remaining", remaining(app)));
+    lines.push(row("resets", reset(app, now)));
     lines.push(row("calls made", Span::raw(b.calls.to_string())));
     lines.push(row(
         "saved by caches",
         Span::styled(b.saved.to_string(), theme.good()),
     ));
+    lines
+}
+
+/// Three rows per scope and two for the budget: for the wide layout's short pane.
+fn short_lines(app: &App, now: DateTime<Utc>, width: usize) -> Vec<Line<'static>> {
+    let theme = app.theme;
+    let m = &app.model;
+    let mut lines = Vec::new();
+    if m.tokens.is_empty() {
+        lines.push(Line::styled("No registration scope used yet.", theme.dim()));
+    }
+    for scope in &m.tokens {
+        lines.push(Line::styled(fit(&scope.scope, width), theme.header()));
+        lines.push(Line::from(vec![
+            Span::raw("  registration token "),
+            countdown(scope.registration_token_expires, now, theme),
+            Span::raw(" · JWT "),
+            countdown(scope.jwt_expires, now, theme),
+        ]));
+        lines.push(Line::raw(format!(
+            "  runner OAuth tokens {} · registrations from cache {}",
+            scope.oauth_tokens, scope.cache_hits
+        )));
+    }
+    let b = &m.budget;
+    lines.push(Line::from(vec![
+        Span::styled("REST budget ", theme.header()),
+        remaining(app),
+        Span::raw(" · resets "),
+        reset(app, now),
+    ]));
+    lines.push(Line::from(vec![
+        Span::raw(format!("  calls made {} · saved by caches ", b.calls)),
+        Span::styled(b.saved.to_string(), theme.good()),
+    ]));
+    lines
+}
+
+/// Rows the short form needs, borders included (for the wide layout).
+pub fn short_rows(app: &App) -> u16 {
+    let scopes = app.model.tokens.len().max(1) as u16;
+    let scope_rows = if app.model.tokens.is_empty() {
+        1
+    } else {
+        3 * scopes
+    };
+    scope_rows + 2 + 2
+}
+
+/// Draws the tokens and budget pane, one fact per row when it fits.
+pub fn render(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Utc>) {
+    let width = usize::from(area.width.saturating_sub(2));
+    let tall = tall_lines(app, now, width);
+    let lines = if tall.len() + 2 <= usize::from(area.height) {
+        tall
+    } else {
+        short_lines(app, now, width)
+    };
     let block = pane_block(app, Pane::Tokens, title(app, Pane::Tokens, vec![]));
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

@@ -232,6 +232,10 @@ impl App {
                 }
                 None
             }
+            Context::Filter if action == Action::Quit => {
+                self.editing_filter = false;
+                self.quit()
+            }
             Context::Filter => {
                 self.handle_filter(action);
                 None

@@ -260,3 +260,11 @@ fn a_signal_shuts_down_once_without_asking() {
     assert_eq!(app.request_shutdown(), None);
     assert_eq!(app.handle(Action::Quit), None);
 }
+
+#[test]
+fn ctrl_c_while_filtering_quits() {
+    let mut app = App::new(sample::workers(), Duration::from_secs(45));
+    app.handle(Action::Filter);
+    assert_eq!(app.handle(Action::Quit), Some(Command::Shutdown));
+    assert!(!app.editing_filter);
+}

@@ -266,8 +266,8 @@ pub fn resolve(context: Context, event: &KeyEvent) -> Option<Action> {
     if event.kind == KeyEventKind::Release {
         return None;
     }
-    // Ctrl-C always means quit outside the filter, even in a dialog.
-    if context == Context::Dialog && Ctrl('c').matches(event) {
+    // Ctrl-C always means quit, even in a dialog or while typing a filter.
+    if matches!(context, Context::Dialog | Context::Filter) && Ctrl('c').matches(event) {
         return Some(Action::Quit);
     }
     let bound = BINDINGS
@@ -362,6 +362,7 @@ mod tests {
         let ctrl = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
         assert_eq!(resolve(Context::Normal, &ctrl('c')), Some(Action::Quit));
         assert_eq!(resolve(Context::Dialog, &ctrl('c')), Some(Action::Quit));
+        assert_eq!(resolve(Context::Filter, &ctrl('c')), Some(Action::Quit));
         assert_eq!(resolve(Context::Normal, &ctrl('k')), None);
     }
 

@@ -116,8 +116,9 @@ pub fn steady(n: u64) -> DemoJob {
     }
 }
 
-/// What the demo's configuration is made of, known only once the simulator runs.
-#[derive(Debug, Clone)]
+/// What the demo's configuration is made of, known only once the simulator runs. No `Debug`:
+/// it holds the simulator's PAT and the listener's webhook secret.
+#[derive(Clone)]
 pub struct DemoSetup<'a> {
     /// The simulator's base URL (GHES-style; the REST root is `/api/v3`).
     pub github_url: &'a str,

@@ -114,6 +114,54 @@ pub struct Model {
     next_seq: u64,
 }
 
+/// True for characters that change how text around them reads without being seen: Unicode
+/// format characters (bidi overrides and isolates, zero-width characters, tag characters).
+/// Workflow authors control job names and worker output; such characters could make one job
+/// look like another in a confirmation dialog.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// Text as the dashboard shows it: invisible format characters become `�`, tabs become
+/// spaces (the terminal layer drops control characters, which would glue words together).
+pub fn sanitize(text: &mut String) {
+    if text.chars().any(|c| c == '\t' || is_invisible_format(c)) {
+        *text = text
+            .chars()
+            .map(|c| match c {
+                '\t' => ' ',
+                c if is_invisible_format(c) => '\u{FFFD}',
+                c => c,
+            })
+            .collect();
+    }
+}
+
+fn sanitize_job(v: &mut JobView) {
+    for text in [&mut v.repository, &mut v.workflow_name, &mut v.job_name] {
+        sanitize(text);
+    }
+    v.labels.iter_mut().for_each(sanitize);
+    for text in [&mut v.conclusion, &mut v.reason, &mut v.runner_name]
+        .into_iter()
+        .flatten()
+    {
+        sanitize(text);
+    }
+}
+
 fn push_bounded<T>(ring: &mut VecDeque<T>, item: T, cap: usize) {
     if ring.len() == cap {
         ring.pop_front();
@@ -125,24 +173,37 @@ impl Model {
     /// Folds one engine event into the model. `now` is when the dashboard received it.
     pub fn apply(&mut self, event: Event, now: DateTime<Utc>) {
         match event {
-            Event::Job(view) => self.apply_job(view),
-            Event::Decision(decision) => {
+            Event::Job(mut view) => {
+                sanitize_job(&mut view);
+                self.apply_job(view)
+            }
+            Event::Decision(mut decision) => {
+                sanitize(&mut decision.message);
                 if let Some(record) = decision.job.and_then(|id| self.jobs.get_mut(&id)) {
                     push_bounded(&mut record.decisions, decision.clone(), DECISIONS_PER_JOB);
                 }
                 push_bounded(&mut self.feed, decision, FEED_DECISIONS);
             }
-            Event::Runner(runner) => {
+            Event::Runner(mut runner) => {
+                sanitize(&mut runner.name);
+                runner.labels.iter_mut().for_each(sanitize);
                 self.runners.insert(runner.name.clone(), runner);
             }
-            Event::RunnerRemoved { name } => {
+            Event::RunnerRemoved { mut name } => {
+                sanitize(&mut name);
                 self.runners.remove(&name);
             }
             Event::WorkerOutput { job, lines } => match self.jobs.get_mut(&job) {
-                Some(record) => lines.into_iter().for_each(|l| record.output.push(l)),
+                Some(record) => lines.into_iter().for_each(|mut l| {
+                    sanitize(&mut l.text);
+                    record.output.push(l)
+                }),
                 None => self.orphan_output_lines += lines.len() as u64,
             },
-            Event::Tokens(tokens) => self.tokens = tokens,
+            Event::Tokens(mut tokens) => {
+                tokens.iter_mut().for_each(|t| sanitize(&mut t.scope));
+                self.tokens = tokens
+            }
             Event::Budget(budget) => self.budget = budget,
             Event::Intake(intake) => self.intake = intake,
             Event::Capacity {
@@ -160,16 +221,26 @@ impl Model {
             }
             // The engine reports a running total; never let a reordering make it go back.
             Event::OutputDropped { total } => self.output_dropped = self.output_dropped.max(total),
-            Event::Fault { component, message } => push_bounded(
-                &mut self.faults,
-                Fault {
-                    at: now,
-                    component,
-                    message,
-                },
-                FAULTS_KEPT,
-            ),
-            Event::ShuttingDown { message } => self.shutting_down = Some(message),
+            Event::Fault {
+                mut component,
+                mut message,
+            } => {
+                sanitize(&mut component);
+                sanitize(&mut message);
+                push_bounded(
+                    &mut self.faults,
+                    Fault {
+                        at: now,
+                        component,
+                        message,
+                    },
+                    FAULTS_KEPT,
+                )
+            }
+            Event::ShuttingDown { mut message } => {
+                sanitize(&mut message);
+                self.shutting_down = Some(message)
+            }
         }
     }
 

@@ -182,3 +182,30 @@ fn running_workers_counts_jobs_or_the_engine_whichever_is_more() {
     ]);
     assert_eq!(m.running_workers(), 2);
 }
+
+#[test]
+fn invisible_format_characters_and_tabs_are_made_visible_on_the_way_in() {
+    let mut j = job(
+        1,
+        "de\u{202E}ploy\u{200B}",
+        &["a\u{2066}"],
+        JobState::WorkerRunning,
+    );
+    j.repository = "acme/\u{FEFF}widgets".into();
+    let mut m = model_of(vec![Event::Job(j)]);
+    m.apply(
+        Event::WorkerOutput {
+            job: 1,
+            lines: vec![out("a\tb\u{2067}c")],
+        },
+        t0(),
+    );
+    let v = &m.jobs[&1].view;
+    assert_eq!(v.job_name, "de\u{FFFD}ploy\u{FFFD}");
+    assert_eq!(v.labels, vec!["a\u{FFFD}".to_string()]);
+    assert_eq!(v.repository, "acme/\u{FFFD}widgets");
+    assert_eq!(m.jobs[&1].output.lines()[0].text, "a b\u{FFFD}c");
+    let mut plain = "ordinary text, ünïcödé and emoji 🚀".to_string();
+    sanitize(&mut plain);
+    assert_eq!(plain, "ordinary text, ünïcödé and emoji 🚀");
+}

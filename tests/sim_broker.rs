@@ -29,7 +29,7 @@ async fn run_service_job(
         .call(
             Method::POST,
             &format!("{broker}acknowledge?sessionId={sid}&status=Online&runnerVersion=3.0.0"),
-            Auth::Bearer(token),
+            Scheme::Bearer(token),
             Some(json!({ "runnerRequestId": rid })),
         )
         .await;
@@ -38,7 +38,7 @@ async fn run_service_job(
         .call(
             Method::POST,
             &format!("{run_service}acquirejob"),
-            Auth::Bearer(token),
+            Scheme::Bearer(token),
             Some(json!({ "jobMessageId": rid, "runnerOS": "Linux" })),
         )
         .await;
@@ -58,7 +58,7 @@ async fn run_service_job(
         .call(
             Method::POST,
             &format!("{vss_url}renewjob"),
-            Auth::Bearer(&job_token),
+            Scheme::Bearer(&job_token),
             Some(ids.clone()),
         )
         .await;
@@ -66,11 +66,12 @@ async fn run_service_job(
     assert!(renew.body["lockedUntil"].is_string());
     let mut done = ids.clone();
     done["conclusion"] = json!("succeeded");
+    done["annotations"] = json!([{ "level": "notice", "message": "all good" }]);
     let complete = c
         .call(
             Method::POST,
             &format!("{vss_url}completejob"),
-            Auth::Bearer(&job_token),
+            Scheme::Bearer(&job_token),
             Some(done),
         )
         .await;
@@ -79,6 +80,7 @@ async fn run_service_job(
     assert_eq!(j.conclusion.as_deref(), Some("success"));
     assert_eq!(j.completed_via, Some(CompletionPath::CompleteJob));
     assert_eq!(j.renewals, 1);
+    assert_eq!(j.issues, vec!["all good".to_string()]);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
@@ -99,7 +101,7 @@ async fn broker_through_agent_properties() {
         .call(
             Method::POST,
             &format!("{broker}session"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "ownerName": "t", "agent": { "id": r.agent_id() } })),
         )
         .await;
@@ -110,7 +112,7 @@ async fn broker_through_agent_properties() {
         .call(
             Method::POST,
             &format!("{broker}session"),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -137,7 +139,7 @@ async fn broker_migration_message_on_the_v1_poll() {
             .call(
                 Method::POST,
                 &r.url(SESSIONS, &[("poolId", "1")]),
-                Auth::Bearer(&r.token),
+                Scheme::Bearer(&r.token),
                 Some(json!({})),
             )
             .await;
@@ -162,7 +164,7 @@ async fn broker_migration_message_on_the_v1_poll() {
                         "{}?sessionId={sid}",
                         r.url(MESSAGES, &[("poolId", "1"), ("messageId", &mid)])
                     ),
-                    Auth::Bearer(&r.token),
+                    Scheme::Bearer(&r.token),
                     None,
                 )
                 .await;
@@ -194,7 +196,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/registration-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -203,7 +205,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::GET,
             &format!("{api}/repos/{REPO}/actions/runner-groups"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             None,
         )
         .await;
@@ -215,7 +217,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::GET,
             &format!("{api}/repos/{REPO}/actions/runners?name={name}"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             None,
         )
         .await;
@@ -229,7 +231,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::POST,
             &format!("{api}/actions/runners/register"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             Some(body),
         )
         .await;
@@ -249,7 +251,7 @@ async fn runner_admin_registration_then_broker() {
         .call(
             Method::POST,
             &format!("{broker}session"),
-            Auth::Bearer(&oauth),
+            Scheme::Bearer(&oauth),
             Some(json!({})),
         )
         .await;
@@ -276,7 +278,7 @@ async fn runner_admin_delete_with_remove_token() {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/registration-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -287,7 +289,7 @@ async fn runner_admin_delete_with_remove_token() {
         .call(
             Method::POST,
             &format!("{api}/actions/runners/register"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             Some(body),
         )
         .await;
@@ -296,7 +298,7 @@ async fn runner_admin_delete_with_remove_token() {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/remove-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -305,11 +307,98 @@ async fn runner_admin_delete_with_remove_token() {
         .call(
             Method::DELETE,
             &format!("{api}/repos/{REPO}/actions/runners/{id}"),
-            Auth::RemoteAuth(&remove),
+            Scheme::RemoteAuth(&remove),
             None,
         )
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT, "{:?}", del.body);
     assert!(sim.runners().is_empty());
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn legacy_job_message_without_a_run_service_url() {
+    let (sim, c) = start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        legacy_job_message: true,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    let id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let msg = poll(&c, &format!("{broker}message?sessionId={sid}"), &r.token).await;
+    let reference: Value = serde_json::from_str(msg["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reference["run_service_url"], "");
+    let rid = reference["runner_request_id"].as_str().unwrap();
+    let url = r.url(
+        "25adab70-1379-4186-be8e-b643061ebe3a",
+        &[("messageId", rid)],
+    );
+    let job = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(job.status, StatusCode::OK, "{:?}", job.body);
+    assert_eq!(job.body["messageType"], "RunnerJobRequest");
+    assert_eq!(sim.job(id).unwrap().status, JobStatus::InProgress);
+    let again = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn injected_messages_are_delivered_on_both_channels() {
+    let (sim, c) = start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    assert!(sim.send_message(&r.name, "ForceTokenRefresh", ""));
+    assert!(sim.send_message(&r.name, "SomethingNew", "{\"x\":1}"));
+    assert!(!sim.send_message("nobody", "AgentRefresh", ""));
+    let url = format!("{broker}message?sessionId={sid}");
+    let first = poll(&c, &url, &r.token).await;
+    assert_eq!(first["messageType"], "ForceTokenRefresh");
+    let second = poll(&c, &url, &r.token).await;
+    assert_eq!(
+        (second["messageType"].as_str(), second["body"].as_str()),
+        (Some("SomethingNew"), Some("{\"x\":1}"))
+    );
+    let empty = c
+        .call(Method::GET, &url, Scheme::Bearer(&r.token), None)
+        .await;
+    assert_eq!(
+        empty.status,
+        StatusCode::ACCEPTED,
+        "broker messages are consumed when delivered"
+    );
     sim.shutdown();
 }

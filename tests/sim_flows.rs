@@ -24,7 +24,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", pool)]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "ownerName": "test", "agent": { "id": r.agent_id(), "name": r.name }, "useFipsEncryption": fips_session })),
         )
         .await;
@@ -78,7 +78,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
                 "{}?sessionId={sid}",
                 r.url(MESSAGES, &[("poolId", pool), ("messageId", &mid)])
             ),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             None,
         )
         .await;
@@ -92,7 +92,7 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
         .call(
             Method::PATCH,
             &renew_url,
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "requestId": job["requestId"] })),
         )
         .await;
@@ -115,24 +115,25 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
         ],
     );
     let done = c
-        .call(Method::POST, &events, Auth::Bearer(&job_token), Some(json!({ "name": "JobCompleted", "jobId": job["jobId"], "requestId": job["requestId"], "result": "succeeded" })))
+        .call(Method::POST, &events, Scheme::Bearer(&job_token), Some(json!({ "name": "JobCompleted", "jobId": job["jobId"], "requestId": job["requestId"], "result": "succeeded" })))
         .await;
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
     let j = sim.job(job_id).unwrap();
     assert_eq!(j.status, JobStatus::Completed);
     assert_eq!(j.conclusion.as_deref(), Some("success"));
     assert_eq!(j.completed_via, Some(CompletionPath::PlanEvent));
-    // Ephemeral: the service deletes the runner after its job; its token stops working.
+    // Ephemeral: the service deletes the runner after its job; its calls find no agent.
     assert!(sim.runners().is_empty());
     let again = c
         .call(
             Method::PATCH,
             &renew_url,
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({ "requestId": job["requestId"] })),
         )
         .await;
-    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(again.body["typeKey"], "TaskAgentNotFoundException");
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     sim.shutdown();
     job
@@ -186,7 +187,7 @@ async fn check_run_id_can_be_switched_off() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -289,7 +290,7 @@ async fn lock_not_renewed_abandons_the_job() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -320,7 +321,7 @@ async fn plan_version_below_8_finishes_through_the_job_request() {
         .call(
             Method::POST,
             &r.url(SESSIONS, &[("poolId", "1")]),
-            Auth::Bearer(&r.token),
+            Scheme::Bearer(&r.token),
             Some(json!({})),
         )
         .await;
@@ -337,7 +338,7 @@ async fn plan_version_below_8_finishes_through_the_job_request() {
     let req = job["requestId"].as_u64().unwrap().to_string();
     let url = r.url(JOBREQUESTS, &[("poolId", "1"), ("requestId", &req)]);
     let fin = c
-        .call(Method::PATCH, &url, Auth::Bearer(&r.token), Some(json!({ "requestId": job["requestId"], "finishTime": chrono::Utc::now().to_rfc3339(), "result": "failed" })))
+        .call(Method::PATCH, &url, Scheme::Bearer(&r.token), Some(json!({ "requestId": job["requestId"], "finishTime": chrono::Utc::now().to_rfc3339(), "result": "failed" })))
         .await;
     assert_eq!(fin.status, StatusCode::OK, "{:?}", fin.body);
     let j = sim.job(id).unwrap();
@@ -346,5 +347,89 @@ async fn plan_version_below_8_finishes_through_the_job_request() {
         j.completed_via,
         Some(megascaler::sim::CompletionPath::JobRequestFinish)
     );
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn issues_logs_and_assertion_algorithm_are_recorded() {
+    let (sim, c) = start(fast()).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    assert_eq!(sim.runners()[0].assertion_alg.as_deref(), Some("PS256"));
+    let secrets = sim.issued_secrets();
+    assert!(secrets.contains(&r.token) && secrets.contains(&r.jwt));
+    let s = c
+        .call(
+            Method::POST,
+            &r.url(SESSIONS, &[("poolId", "1")]),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap();
+    let id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let msg = poll(
+        &c,
+        &format!("{}?sessionId={sid}", r.url(MESSAGES, &[("poolId", "1")])),
+        &r.token,
+    )
+    .await;
+    let job: Value = serde_json::from_str(msg["body"].as_str().unwrap()).unwrap();
+    let (_, job_token) = vss(&job);
+    let plan = &job["plan"];
+    let values = [
+        ("scopeIdentifier", plan["scopeIdentifier"].as_str().unwrap()),
+        ("hubName", plan["planType"].as_str().unwrap()),
+        ("planId", plan["planId"].as_str().unwrap()),
+        ("timelineId", job["timeline"]["id"].as_str().unwrap()),
+    ];
+    let records = r.url("8893bc5b-35b2-4be7-83cb-99e683551db4", &values);
+    let record = json!({ "id": job["jobId"], "type": "Job", "state": "completed", "result": "failed",
+        "issues": [ { "type": "error", "message": "worker crashed: exit 3" } ] });
+    let t = c
+        .call(
+            Method::PATCH,
+            &records,
+            Scheme::Bearer(&job_token),
+            Some(json!({ "count": 1, "value": [record] })),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::OK, "{:?}", t.body);
+    let logs = r.url("46f5667d-263a-4684-91b1-dff7fdcf64e2", &values[..3]);
+    let created = c
+        .call(
+            Method::POST,
+            &logs,
+            Scheme::Bearer(&job_token),
+            Some(json!({ "path": "logs/x" })),
+        )
+        .await;
+    let log_id = created.body["id"].as_u64().unwrap().to_string();
+    let mut with_id = values[..3].to_vec();
+    with_id.push(("logId", &log_id));
+    let append = c
+        .http
+        .post(r.url("46f5667d-263a-4684-91b1-dff7fdcf64e2", &with_id))
+        .header("User-Agent", UA)
+        .bearer_auth(&job_token)
+        .header("Content-Type", "application/octet-stream")
+        .body("line one\nline two\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(append.status(), StatusCode::OK);
+    // The runner token is refused where the job token belongs.
+    let wrong = c
+        .call(
+            Method::PATCH,
+            &records,
+            Scheme::Bearer(&r.token),
+            Some(json!({ "count": 0, "value": [] })),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let j = sim.job(id).unwrap();
+    assert_eq!(j.issues, vec!["worker crashed: exit 3".to_string()]);
+    assert_eq!(j.log, vec!["line one".to_string(), "line two".to_string()]);
+    assert_eq!(sim.violations().len(), 1, "{:?}", sim.violations());
     sim.shutdown();
 }

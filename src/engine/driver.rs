@@ -7,7 +7,7 @@
 use crate::config::RepoName;
 use crate::config::WorkerEntry;
 use crate::engine::dispatch::{Dispatcher, Effect, Input, RestCall, WorkerStart};
-use crate::engine::event::{Command, Event, IntakeStatus, JobId, RestBudget};
+use crate::engine::event::{Command, Event, IntakeStatus, JobId, RestBudget, ScopeTokens};
 use crate::engine::intake::IntakeCounters;
 use crate::engine::intake::poller::OpenJobs;
 use crate::engine::supervisor::{self, Escalation, OutputSink, WorkerControl, WorkerSpec};
@@ -28,6 +28,11 @@ pub trait RunnerLauncher: Send + Sync + 'static {
     /// Starts a runner for `request`. Its events go to the channel the launcher was built with,
     /// tagged with `request.name`; the returned sender takes its commands.
     fn launch(&mut self, request: RunnerRequest) -> Result<mpsc::Sender<RunnerCommand>, String>;
+
+    /// Cached credentials per scope, when the launcher has any.
+    fn tokens(&self) -> Option<Vec<ScopeTokens>> {
+        None
+    }
 }
 
 /// Everything the driver holds.
@@ -61,6 +66,7 @@ struct Live {
     sink: OutputSink,
     last_intake: IntakeStatus,
     last_budget: RestBudget,
+    last_tokens: Vec<ScopeTokens>,
 }
 
 impl Driver {
@@ -75,6 +81,7 @@ impl Driver {
             },
             last_intake: IntakeStatus::default(),
             last_budget: RestBudget::default(),
+            last_tokens: Vec::new(),
         };
         let mut tick = tokio::time::interval(self.tick);
         let mut commands_open = true;
@@ -151,6 +158,12 @@ impl Driver {
             live.last_budget = budget.clone();
             let _ = self.events.send(Event::Budget(budget)).await;
         }
+        if let Some(tokens) = self.launcher.tokens() {
+            if tokens != live.last_tokens {
+                live.last_tokens = tokens.clone();
+                let _ = self.events.send(Event::Tokens(tokens)).await;
+            }
+        }
     }
 
     async fn perform(&mut self, effect: Effect, live: &mut Live) {
@@ -208,10 +221,19 @@ impl Driver {
             &entry.env,
             &credentials,
         );
+        // The worker learns which job it runs (labels, ids) from `github.megascaler` (§6.4).
+        let message =
+            match crate::protocol::splice_megascaler_context(&start.message, &start.context) {
+                Ok(m) => Arc::from(m),
+                Err(e) => {
+                    tracing::warn!(job = start.job, "job message passed unpatched: {e}");
+                    start.message
+                }
+            };
         let spec = WorkerSpec {
             job: start.job,
             entry,
-            message: start.message,
+            message,
             env,
             log_path: self
                 .state_dir

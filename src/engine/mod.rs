@@ -20,6 +20,7 @@ pub mod supervisor;
 use crate::config::Config;
 use crate::github::GitHubClient;
 use crate::protocol::api::RunnerEnvelope;
+use crate::protocol::{FleetSettings, RunnerFleet};
 use anyhow::Context;
 use dispatch::{Dispatcher, Settings};
 use driver::{Driver, RunnerLauncher};
@@ -53,6 +54,8 @@ pub struct EngineOptions {
     pub registration_backoff: Option<Duration>,
     /// Replaces the runner protocol (tests use fakes).
     pub launcher: Option<LauncherFactory>,
+    /// Runner protocol timings (tests against the simulator shorten them).
+    pub tunables: Option<crate::protocol::Tunables>,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -64,6 +67,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("event_capacity", &self.event_capacity)
             .field("registration_backoff", &self.registration_backoff)
             .field("launcher", &self.launcher.as_ref().map(|_| "custom"))
+            .field("tunables", &self.tunables.is_some())
             .finish()
     }
 }
@@ -85,7 +89,13 @@ pub async fn start(config: Config, options: EngineOptions) -> anyhow::Result<Eng
     let (runner_tx, runner_rx) = mpsc::channel(1024);
     let counters = Arc::new(IntakeCounters::default());
     let stop_intake = CancellationToken::new();
-    let github = Arc::new(GitHubClient::new(&config.github_url, config.pat.clone()));
+    let mut fleet_settings = FleetSettings::from_config(&config);
+    if let Some(t) = options.tunables.clone() {
+        fleet_settings.tunables = t;
+    }
+    let fleet = RunnerFleet::new(fleet_settings);
+    // One REST client (and so one budget) for runners, polling and commands.
+    let github: Arc<GitHubClient> = Arc::new(fleet.rest().clone());
 
     if let Some(addr) = config.address {
         let secret = webhook::secret_for(
@@ -129,7 +139,10 @@ pub async fn start(config: Config, options: EngineOptions) -> anyhow::Result<Eng
 
     let launcher = match options.launcher {
         Some(factory) => factory(&config, runner_tx),
-        None => runners::protocol_launcher(&config, runner_tx),
+        None => Box::new(runners::FleetLauncher {
+            fleet,
+            events: runner_tx,
+        }),
     };
     let mut settings = Settings::from_config(&config);
     if let Some(b) = options.registration_backoff {

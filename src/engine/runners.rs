@@ -1,27 +1,26 @@
-//! The production [`RunnerLauncher`]: in-memory runners speaking GitHub's runner protocol.
+//! The production [`RunnerLauncher`]: in-memory runners speaking GitHub's runner protocol
+//! (`crate::protocol::RunnerFleet`).
 //!
-//! Owns only the adaptation from the driver's small trait to `crate::protocol`'s runner tasks.
+//! Owns only the adaptation from the driver's small trait to the fleet.
 
-use crate::config::Config;
 use crate::engine::driver::RunnerLauncher;
+use crate::engine::event::ScopeTokens;
+use crate::protocol::RunnerFleet;
 use crate::protocol::api::{RunnerCommand, RunnerEnvelope, RunnerRequest};
 use tokio::sync::mpsc;
 
-struct Unavailable {
-    events: mpsc::Sender<RunnerEnvelope>,
+/// Runners from a [`RunnerFleet`], reporting on one shared channel.
+pub struct FleetLauncher {
+    pub fleet: RunnerFleet,
+    pub events: mpsc::Sender<RunnerEnvelope>,
 }
 
-impl RunnerLauncher for Unavailable {
+impl RunnerLauncher for FleetLauncher {
     fn launch(&mut self, request: RunnerRequest) -> Result<mpsc::Sender<RunnerCommand>, String> {
-        let _ = (&self.events, request);
-        Err("the runner protocol is not wired in yet".into())
+        Ok(self.fleet.spawn(request, self.events.clone()).commands)
     }
-}
 
-/// The launcher `serve` and the dashboard use.
-pub fn protocol_launcher(
-    _config: &Config,
-    events: mpsc::Sender<RunnerEnvelope>,
-) -> Box<dyn RunnerLauncher> {
-    Box::new(Unavailable { events })
+    fn tokens(&self) -> Option<Vec<ScopeTokens>> {
+        Some(self.fleet.token_status())
+    }
 }

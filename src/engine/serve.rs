@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::engine::event::{Command, DecisionKind, Event};
+use crate::engine::supervisor::Escalation;
 use crate::engine::{EngineOptions, start};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -36,9 +37,35 @@ fn log_event(event: &Event) {
     }
 }
 
+/// `MEGASCALER_CANCEL_ESCALATION=7.5s,2.5s`: the waits after SIGINT and after SIGTERM of a
+/// cancelled worker (spec §5.6 defaults); tests shorten them.
+pub const ENV_ESCALATION: &str = "MEGASCALER_CANCEL_ESCALATION";
+
+fn escalation_from_env() -> anyhow::Result<Option<Escalation>> {
+    let Ok(text) = std::env::var(ENV_ESCALATION) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [int, term] = parts.as_slice() else {
+        anyhow::bail!("{ENV_ESCALATION} must be two durations like `7.5s,2.5s`, got `{text}`");
+    };
+    let parse = |t: &str| {
+        humantime::parse_duration(t)
+            .map_err(|e| anyhow::anyhow!("{ENV_ESCALATION}: `{t}` is not a duration ({e})"))
+    };
+    Ok(Some(Escalation {
+        after_sigint: parse(int)?,
+        after_sigterm: parse(term)?,
+    }))
+}
+
 /// Runs the engine headless until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let mut handle = start(config, EngineOptions::default()).await?;
+    let options = EngineOptions {
+        escalation: escalation_from_env()?,
+        ..EngineOptions::default()
+    };
+    let mut handle = start(config, options).await?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut signals = 0;

@@ -7,6 +7,7 @@
 use super::crypto::RunnerKey;
 use super::http::Auth;
 use super::registration::{self, RegisteredAgent};
+use super::runner_admin;
 use super::token_cache::{RegistrationError, ScopeEntry, TokenCache, is_auth_refusal, status_of};
 use crate::github::Scope;
 use std::sync::Arc;
@@ -113,9 +114,9 @@ async fn register_v2(
     for a in auths {
         let group = match cached_group {
             Some(g) => g,
-            None => match registration::list_runner_groups(&cache.http, &api, &e.scope, a).await {
+            None => match runner_admin::list_runner_groups(&cache.http, &api, &e.scope, a).await {
                 Ok(groups) => {
-                    let g = registration::pick_group(&groups, runner_group).ok_or_else(|| {
+                    let g = runner_admin::pick_group(&groups, runner_group).ok_or_else(|| {
                         RegistrationError::NoRunnerGroup(runner_group.map(str::to_string))
                     })?;
                     e.state.lock().unwrap_or_else(|p| p.into_inner()).group_id = Some(g);
@@ -128,7 +129,7 @@ async fn register_v2(
                 Err(err) => return Err(err.into()),
             },
         };
-        match registration::register_runner_admin(
+        match runner_admin::register_runner_admin(
             &cache.http,
             &api,
             &e.scope,
@@ -225,7 +226,7 @@ async fn remove_v2(
 ) -> Result<Removal, RegistrationError> {
     let api = cache.api_root();
     if let Some((token, _)) = cache.any_reg_token(e) {
-        let r = registration::delete_runner_admin(
+        let r = runner_admin::delete_runner_admin(
             &cache.http,
             &api,
             &e.scope,
@@ -238,7 +239,7 @@ async fn remove_v2(
         }
     }
     if let Some((auth, _)) = cache.any_auth(e) {
-        let r = registration::delete_runner_admin(
+        let r = runner_admin::delete_runner_admin(
             &cache.http,
             &api,
             &e.scope,

@@ -12,7 +12,7 @@ use super::http::{
 use super::model::{CompletionPath, endpoint};
 use super::server::Shared;
 use super::sessions::{open_session, runner_of};
-use super::world::{Channel, InboxKind, SessionError, TakeError, conclusion_for};
+use super::world::{AcquireError, Channel, SessionError, conclusion_for};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -206,39 +206,16 @@ async fn acquire_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -
             Ok(_) => return run_error(StatusCode::NOT_FOUND, "runner not found"),
             Err(r) => return r,
         };
-        let name = runner_name(w, agent);
-        let Some(job) = job_by_request(w, &request) else {
-            return run_error(StatusCode::NOT_FOUND, "job not found");
-        };
-        if w.agents.get(&agent).is_some_and(|a| a.taken.contains(&job))
-            && w.jobs
-                .get(&job)
-                .is_some_and(|j| j.snapshot.runner_id.is_some())
-        {
-            return run_error(StatusCode::CONFLICT, "job already acquired");
-        }
-        match w.take(job, agent, endpoint::ACQUIRE_JOB) {
-            Ok(()) => {}
-            Err(TakeError::NotYours) => {
-                w.violation(
-                    endpoint::ACQUIRE_JOB,
-                    name,
-                    format!("acquired runner request {request} that was not offered to it"),
-                );
-                return run_error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "job assignment is invalid",
-                );
+        match w.acquire(agent, &request, endpoint::ACQUIRE_JOB) {
+            Ok(message) => axum::Json(message).into_response(),
+            Err(AcquireError::NotFound) => run_error(StatusCode::NOT_FOUND, "job not found"),
+            Err(AcquireError::AlreadyAcquired) => {
+                run_error(StatusCode::CONFLICT, "job already acquired")
             }
-            Err(_) => return run_error(StatusCode::NOT_FOUND, "job not found"),
-        }
-        w.start(job);
-        if let Some(a) = w.agents.get_mut(&agent) {
-            a.inbox.retain(|m| m.kind != InboxKind::Job(job));
-        }
-        match w.jobs.get(&job).and_then(|j| j.message.clone()) {
-            Some(m) => axum::Json(m).into_response(),
-            None => run_error(StatusCode::NOT_FOUND, "job not found"),
+            Err(AcquireError::NotYours) => run_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "job assignment is invalid",
+            ),
         }
     })
 }
@@ -318,6 +295,13 @@ async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) 
         if conclusion_for(&conclusion).is_none() {
             return run_error(StatusCode::BAD_REQUEST, "invalid conclusion");
         }
+        let issues: Vec<String> = field(&body, "annotations")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|a| field(a, "message")?.as_str().map(str::to_string))
+            .collect();
+        w.note_job(job, issues, Vec::new());
         let outputs = field(&body, "outputs").cloned();
         match w.complete(job, &conclusion, CompletionPath::CompleteJob, outputs) {
             Ok(()) => StatusCode::OK.into_response(),

@@ -51,6 +51,9 @@ pub struct SimConfig {
     pub assertion_algorithms: AssertionAlgorithms,
     /// Which credential the runner-admin endpoints accept (§3.6 [UNSURE]).
     pub admin_auth: AdminAuth,
+    /// `RunnerJobRequest`s carry an empty `run_service_url`: runners fetch the job from the
+    /// legacy pipelines resource `25adab70-…` (§5.1) instead of `acquirejob`.
+    pub legacy_job_message: bool,
     /// A `BrokerMigration` message carries a `messageId` (§4.1: possibly without [UNSURE]).
     pub migration_message_id: bool,
     /// Deleting a busy runner is refused with 422 (§3.8 [UNSURE]); when false it is deleted.
@@ -83,6 +86,7 @@ impl Default for SimConfig {
             rest_rate_limit: 5000,
             assertion_algorithms: AssertionAlgorithms::Both,
             admin_auth: AdminAuth::Either,
+            legacy_job_message: false,
             migration_message_id: true,
             refuse_busy_runner_deletion: true,
             fault_timeout: Duration::from_secs(30),
@@ -143,10 +147,19 @@ pub enum AdminAuth {
 }
 
 /// Where webhooks go and the HMAC secret they are signed with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookTarget {
     pub url: Url,
     pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTarget")
+            .field("url", &self.url.as_str())
+            .field("secret", &"***")
+            .finish()
+    }
 }
 
 /// Faults applied to webhook deliveries (probabilities in 0..=1).

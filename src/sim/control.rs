@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/jobs/{id}/rerun", post(rerun))
         .route("/_sim/runners", get(runners))
         .route("/_sim/runners/{name}", delete(delete_runner))
+        .route("/_sim/runners/{name}/messages", post(send_message))
         .route("/_sim/runs/{id}/cancel", post(cancel))
         .route("/_sim/counters", get(counters))
         .route("/_sim/violations", get(violations))
@@ -68,6 +69,30 @@ async fn delete_runner(State(s): SimState, Path(name): Path<String>) -> Response
         id.is_some_and(|id| w.delete_agent(id))
     });
     if deleted {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct MessageRequest {
+    message_type: String,
+    #[serde(default)]
+    body: String,
+}
+
+async fn send_message(
+    State(s): SimState,
+    Path(name): Path<String>,
+    Json(r): Json<MessageRequest>,
+) -> Response {
+    let sent = s.update(|w| {
+        let agent = w.agent_by_name(&name).map(|a| a.id);
+        agent.is_some_and(|a| w.push_message(a, r.message_type, r.body))
+    });
+    if sent {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_FOUND

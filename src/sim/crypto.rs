@@ -68,7 +68,12 @@ impl RunnerKey {
 
 /// Why a client assertion was refused; becomes an OAuth `invalid_client` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AssertionRejected(pub String);
+pub(crate) struct AssertionRejected {
+    pub reason: String,
+    /// The client got the protocol wrong (claims, lifetime, signature), as opposed to a server
+    /// policy (algorithm) or a clock matter (expired, not yet valid).
+    pub violation: bool,
+}
 
 #[derive(Debug, Deserialize)]
 struct AssertionClaims {
@@ -87,17 +92,29 @@ pub(crate) fn verify_client_assertion(
     token_url: &str,
     allowed: AssertionAlgorithms,
     now: DateTime<Utc>,
-) -> Result<(), AssertionRejected> {
-    let reject = |m: &str| AssertionRejected(m.to_string());
+) -> Result<Algorithm, AssertionRejected> {
+    let reject = |m: &str| AssertionRejected {
+        reason: m.to_string(),
+        violation: true,
+    };
+    let refuse = |m: &str| AssertionRejected {
+        reason: m.to_string(),
+        violation: false,
+    };
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| reject("client assertion is not a JWT"))?;
-    let alg_ok = match (header.alg, allowed) {
-        (Algorithm::RS256, AssertionAlgorithms::Both | AssertionAlgorithms::Rs256Only) => true,
-        (Algorithm::PS256, AssertionAlgorithms::Both | AssertionAlgorithms::Ps256Only) => true,
-        _ => false,
-    };
+    let alg_ok = matches!(
+        (header.alg, allowed),
+        (
+            Algorithm::RS256,
+            AssertionAlgorithms::Both | AssertionAlgorithms::Rs256Only
+        ) | (
+            Algorithm::PS256,
+            AssertionAlgorithms::Both | AssertionAlgorithms::Ps256Only
+        )
+    );
     if !alg_ok {
-        return Err(reject(
+        return Err(refuse(
             "client assertion signature algorithm is not accepted",
         ));
     }
@@ -119,17 +136,17 @@ pub(crate) fn verify_client_assertion(
     let now_s = now.timestamp();
     let server_time = format!("Current server time is {}.", now.to_rfc3339());
     if data.claims.exp <= now_s {
-        return Err(reject(&format!("client assertion expired. {server_time}")));
+        return Err(refuse(&format!("client assertion expired. {server_time}")));
     }
     if data.claims.exp > now_s + 300 + 5 {
         return Err(reject("client assertion lifetime exceeds 5 minutes"));
     }
     if data.claims.nbf.is_some_and(|nbf| nbf > now_s + 5) {
-        return Err(reject(&format!(
+        return Err(refuse(&format!(
             "client assertion not yet valid. {server_time}"
         )));
     }
-    Ok(())
+    Ok(header.alg)
 }
 
 /// A fresh AES-256 session key.

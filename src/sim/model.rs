@@ -143,6 +143,13 @@ pub struct SimJob {
     pub request_id: u64,
     /// Outputs the completion carried, if any.
     pub outputs: Option<serde_json::Value>,
+    /// Error/warning texts reported for the job: timeline record `issues[].message` and
+    /// `completejob` `annotations[].message`.
+    #[serde(default)]
+    pub issues: Vec<String>,
+    /// Log text uploaded for the job (log appends and live feed lines), in arrival order.
+    #[serde(default)]
+    pub log: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -169,6 +176,9 @@ pub struct SimRunner {
     pub broker_session: bool,
     /// Registered through the runner-admin endpoints.
     pub runner_admin: bool,
+    /// Algorithm of the last accepted client assertion (`RS256` or `PS256`).
+    #[serde(default)]
+    pub assertion_alg: Option<String>,
 }
 
 /// Calls per endpoint (by the names in [`endpoint`]) and the PAT's REST spend.
@@ -221,6 +231,7 @@ pub enum Fault {
 pub enum TokenKind {
     RegistrationTokens,
     Jwts,
+    #[serde(rename = "oauth_tokens")]
     OAuthTokens,
     JobTokens,
 }
@@ -255,6 +266,7 @@ pub mod endpoint {
     pub const MESSAGES_GET: &str = "pipelines.messages.get";
     pub const MESSAGES_DELETE: &str = "pipelines.messages.delete";
     pub const JOB_REQUEST_UPDATE: &str = "pipelines.jobrequests.update";
+    pub const LEGACY_JOB_MESSAGE: &str = "pipelines.runnerjobrequests.get";
     pub const PLAN_EVENTS: &str = "pipelines.plan_events";
     pub const TIMELINE: &str = "pipelines.timeline";
     pub const LOGS: &str = "pipelines.logs";

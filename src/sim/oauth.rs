@@ -62,16 +62,29 @@ async fn token(
         };
         let url = w.token_url(&client);
         let now = Utc::now();
-        if let Err(e) = verify_client_assertion(
+        let verified = verify_client_assertion(
             &assertion,
             &agent.key,
             &client,
             &url,
             w.cfg.assertion_algorithms,
             now,
-        ) {
-            w.violation(endpoint::OAUTH_TOKEN, Some(agent.name.clone()), e.0.clone());
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", &e.0);
+        );
+        let alg = match verified {
+            Ok(alg) => alg,
+            Err(e) => {
+                if e.violation {
+                    w.violation(
+                        endpoint::OAUTH_TOKEN,
+                        Some(agent.name.clone()),
+                        e.reason.clone(),
+                    );
+                }
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", &e.reason);
+            }
+        };
+        if let Some(a) = w.agents.get_mut(&agent.id) {
+            a.assertion_alg = Some(format!("{alg:?}"));
         }
         let lifetime = w.cfg.oauth_token_lifetime;
         let audience = w.tenant_url();

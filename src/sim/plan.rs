@@ -154,10 +154,23 @@ async fn timeline_records(
         return r;
     }
     let body = json_body(&body);
-    if let Err(r) = shared.update(|w| job_for_plan(w, &headers, &plan, endpoint::TIMELINE)) {
+    let records = field(&body, "value").cloned().unwrap_or(json!([]));
+    let issues: Vec<String> = records
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| field(r, "issues")?.as_array().cloned())
+        .flatten()
+        .filter_map(|i| field(&i, "message")?.as_str().map(str::to_string))
+        .collect();
+    let noted = shared.update(|w| {
+        let job = job_for_plan(w, &headers, &plan, endpoint::TIMELINE)?;
+        w.note_job(job, issues, Vec::new());
+        Ok::<(), Response>(())
+    });
+    if let Err(r) = noted {
         return r;
     }
-    let records = field(&body, "value").cloned().unwrap_or(json!([]));
     let count = records.as_array().map_or(0, |a| a.len());
     axum::Json(json!({ "count": count, "value": records })).into_response()
 }
@@ -166,11 +179,24 @@ async fn feed(
     State(shared): SimState,
     Path((_s, _h, plan, _t, _r)): Path<(String, String, String, String, String)>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     if let Err(r) = begin(&shared, endpoint::LOGS, &headers).await {
         return r;
     }
-    match shared.update(|w| job_for_plan(w, &headers, &plan, endpoint::LOGS)) {
+    let body = json_body(&body);
+    let lines: Vec<String> = field(&body, "value")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_string))
+        .collect();
+    let noted = shared.update(|w| {
+        let job = job_for_plan(w, &headers, &plan, endpoint::LOGS)?;
+        w.note_job(job, Vec::new(), lines);
+        Ok::<(), Response>(())
+    });
+    match noted {
         Ok(_) => StatusCode::OK.into_response(),
         Err(r) => r,
     }
@@ -202,11 +228,19 @@ async fn append_log(
     State(shared): SimState,
     Path((_s, _h, plan, log)): Path<(String, String, String, u64)>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     if let Err(r) = begin(&shared, endpoint::LOGS, &headers).await {
         return r;
     }
-    match shared.update(|w| job_for_plan(w, &headers, &plan, endpoint::LOGS)) {
+    let text = String::from_utf8_lossy(&body);
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let noted = shared.update(|w| {
+        let job = job_for_plan(w, &headers, &plan, endpoint::LOGS)?;
+        w.note_job(job, Vec::new(), lines);
+        Ok::<(), Response>(())
+    });
+    match noted {
         Ok(_) => axum::Json(json!({ "id": log })).into_response(),
         Err(r) => r,
     }

@@ -54,7 +54,7 @@ pub(crate) fn job_json(w: &World, j: &SimJob) -> Value {
 }
 
 /// The latest attempt of each job of a run.
-fn latest_jobs<'a>(w: &'a World, run_id: u64) -> Vec<&'a SimJob> {
+fn latest_jobs(w: &World, run_id: u64) -> Vec<&SimJob> {
     let mut latest: Vec<&SimJob> = Vec::new();
     for j in w
         .jobs
@@ -91,6 +91,18 @@ fn run_state(w: &World, run_id: u64) -> (&'static str, Option<&'static str>) {
     }
 }
 
+/// The last change of a run: derived from its jobs, so an unchanged run keeps its ETag.
+fn updated_at(w: &World, r: &Run) -> chrono::DateTime<chrono::Utc> {
+    w.jobs
+        .values()
+        .map(|j| &j.snapshot)
+        .filter(|j| j.run_id == r.id)
+        .flat_map(|j| [Some(j.created_at), j.started_at, j.completed_at])
+        .flatten()
+        .max()
+        .unwrap_or(r.created_at)
+}
+
 fn run_json(w: &World, r: &Run) -> Value {
     let api = w.api_url();
     let repo = &r.repository;
@@ -116,7 +128,7 @@ fn run_json(w: &World, r: &Run) -> Value {
         "cancel_url": format!("{url}/cancel"),
         "rerun_url": format!("{url}/rerun"),
         "created_at": r.created_at.to_rfc3339(),
-        "updated_at": chrono::Utc::now().to_rfc3339(),
+        "updated_at": updated_at(w, r).to_rfc3339(),
         "run_started_at": r.created_at.to_rfc3339(),
         "pull_requests": [],
         "repository": { "full_name": repo, "html_url": format!("{}{repo}", w.base) },

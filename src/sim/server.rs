@@ -105,7 +105,7 @@ impl Simulator {
                 tracing::error!("simulator server: {e}");
             }
         });
-        tokio::spawn(super::webhook::deliver(shared.clone(), webhook_rx));
+        tokio::spawn(super::webhook::deliver(shared.shutdown.clone(), webhook_rx));
         tokio::spawn(sweep_locks(shared.clone()));
         tracing::info!(%base, "simulated GitHub listening");
         Ok(SimHandle { shared, base })
@@ -192,6 +192,12 @@ impl SimHandle {
         self.shared.lock().violations.clone()
     }
 
+    /// Every credential the simulator handed out so far except job tokens: registration and
+    /// remove tokens, registration JWTs, runner OAuth tokens. For "no secret leaks" tests.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.lock().tokens.issued_secrets()
+    }
+
     /// The next `times` calls of `endpoint` (a name from [`super::endpoint`]) get `fault`.
     pub fn inject(&self, endpoint: &str, fault: Fault, times: u32) {
         self.shared.update(|w| w.inject(endpoint, fault, times));
@@ -231,6 +237,15 @@ impl SimHandle {
                 (true, Some(agent)) => w.offer(job_id, agent),
                 _ => false,
             }
+        })
+    }
+
+    /// Queues an arbitrary message for a runner (e.g. `AgentRefresh`, `ForceTokenRefresh`, an
+    /// unknown type); delivered on its next poll like any other. False for an unknown runner.
+    pub fn send_message(&self, runner_name: &str, message_type: &str, body: &str) -> bool {
+        self.shared.update(|w| {
+            let agent = w.agent_by_name(runner_name).map(|a| a.id);
+            agent.is_some_and(|a| w.push_message(a, message_type.to_string(), body.to_string()))
         })
     }
 

@@ -11,7 +11,9 @@ use super::http::{Family, SimState, begin, field, json_body, query_param, vss_er
 use super::model::{CompletionPath, endpoint};
 use super::pipelines::agent_not_found;
 use super::server::Shared;
-use super::world::{Channel, InboxKind, JobFlow, Outgoing, SessionError, TakeError, World};
+use super::world::{
+    AcquireError, Channel, InboxKind, JobFlow, Outgoing, SessionError, TakeError, World,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -44,6 +46,10 @@ pub(crate) fn routes(dt: &str) -> Router<Arc<Shared>> {
         .route(
             &format!("{dt}/pools/{{pool}}/jobrequests/{{request}}"),
             patch(update_job_request),
+        )
+        .route(
+            &format!("{dt}/runnerjobrequests/{{message}}"),
+            get(legacy_job_message),
         )
 }
 
@@ -266,7 +272,7 @@ async fn delete_message(
                     }
                 }
             }
-            InboxKind::Cancel(_) => {
+            InboxKind::Cancel(_) | InboxKind::Other { .. } => {
                 if let Some(a) = w.agents.get_mut(&agent) {
                     a.inbox.retain(|m| m.id != message);
                 }
@@ -347,6 +353,32 @@ async fn update_job_request(
                 }))
                 .into_response()
             }
+            Err(_) => job_not_found(),
+        }
+    })
+}
+
+/// The legacy way to fetch a `RunnerJobRequest` without a run service URL (§5.1).
+async fn legacy_job_message(
+    State(shared): SimState,
+    Path(message): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = begin(&shared, endpoint::LEGACY_JOB_MESSAGE, &headers).await {
+        return r;
+    }
+    shared.update(|w| {
+        let agent = match runner_of(w, &headers, endpoint::LEGACY_JOB_MESSAGE, Family::Vss) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        match w.acquire(agent, &message, endpoint::LEGACY_JOB_MESSAGE) {
+            Ok(m) => axum::Json(m).into_response(),
+            Err(AcquireError::AlreadyAcquired) => vss_error(
+                StatusCode::CONFLICT,
+                "TaskAgentJobAlreadyAcquiredException",
+                "The job was already acquired.",
+            ),
             Err(_) => job_not_found(),
         }
     })

@@ -152,17 +152,21 @@ impl Tokens {
         }
     }
 
+    /// Every credential value issued so far except job tokens (which legitimately reach
+    /// workers): registration and remove tokens, registration JWTs, runner OAuth tokens.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.issued
+            .iter()
+            .filter(|(_, i)| !matches!(i.grant, Grant::Job { .. }))
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
     /// Expires one token now.
     pub fn expire_token(&mut self, token: &str) {
         if let Some(issued) = self.issued.get_mut(token) {
             issued.expires = issued.expires.min(Utc::now());
         }
-    }
-
-    /// Forgets every OAuth token of a runner (the runner was deleted).
-    pub fn revoke_agent(&mut self, agent: u64) {
-        self.issued
-            .retain(|_, i| i.grant != Grant::OAuth { agent_id: agent });
     }
 }
 

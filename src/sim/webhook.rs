@@ -2,15 +2,14 @@
 //!
 //! Owns the payload (shape of `tests/fixtures/webhooks/`, compact JSON), the GitHub delivery
 //! headers and signature, and the delivery task that drops, duplicates, delays or reorders
-//! deliveries as configured. It reads the target and faults from the world at send time and
-//! never holds the world's lock across a send.
+//! deliveries as configured when the event happened. It never touches the world's lock.
 
+use super::config::{WebhookFaults, WebhookTarget};
 use super::crypto::sign_webhook;
 use super::model::SimJob;
-use super::server::Shared;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// One event to deliver.
@@ -18,6 +17,9 @@ use url::Url;
 pub(crate) struct WebhookEvent {
     pub event: &'static str,
     pub payload: Value,
+    /// Target and faults as they were when the event happened (set by the world).
+    pub target: Option<WebhookTarget>,
+    pub faults: WebhookFaults,
 }
 
 impl WebhookEvent {
@@ -71,12 +73,14 @@ impl WebhookEvent {
         WebhookEvent {
             event: "workflow_job",
             payload,
+            target: None,
+            faults: WebhookFaults::default(),
         }
     }
 }
 
 /// The delivery loop: one event at a time, in order unless a fault reorders it.
-pub(crate) async fn deliver(shared: Arc<Shared>, mut rx: UnboundedReceiver<WebhookEvent>) {
+pub(crate) async fn deliver(stop: CancellationToken, mut rx: UnboundedReceiver<WebhookEvent>) {
     let client = match reqwest::Client::builder()
         .user_agent("GitHub-Hookshot/simulated")
         .timeout(std::time::Duration::from_secs(10))
@@ -89,12 +93,13 @@ pub(crate) async fn deliver(shared: Arc<Shared>, mut rx: UnboundedReceiver<Webho
         }
     };
     let mut held: Option<(String, WebhookEvent)> = None;
-    while let Some(event) = rx.recv().await {
-        let (target, faults) = {
-            let w = shared.lock();
-            (w.webhook_target.clone(), w.webhook_faults.clone())
+    loop {
+        let event = tokio::select! {
+            e = rx.recv() => match e { Some(e) => e, None => return },
+            _ = stop.cancelled() => return,
         };
-        let Some(target) = target else {
+        let faults = event.faults.clone();
+        let Some(target) = event.target.clone() else {
             continue;
         };
         let delivery = uuid::Uuid::new_v4().to_string();

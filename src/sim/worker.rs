@@ -11,7 +11,6 @@ use super::{SCRIPT_VARIABLE, WorkerScript};
 use anyhow::{Context, anyhow};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
 /// Frame types of §6.1.
@@ -28,7 +27,12 @@ pub async fn run() -> anyhow::Result<u8> {
 /// [`run`], knowing the labels the worker was started for (`--labels a,b`).
 pub async fn run_with_labels(labels: Option<Vec<String>>) -> anyhow::Result<u8> {
     let (tx, mut frames) = mpsc::unbounded_channel();
-    tokio::spawn(read_frames(tokio::io::stdin(), tx));
+    // A plain thread, not tokio's stdin: a blocking read on tokio's pool would keep the
+    // runtime (and so the process) alive after the job ends while the runner keeps stdin open.
+    std::thread::spawn(move || {
+        let reader = std::io::stdin().lock();
+        read_frames_blocking(reader, tx);
+    });
     let first = tokio::time::timeout(Duration::from_secs(30), frames.recv())
         .await
         .map_err(|_| anyhow!("no job frame within 30 s"))?
@@ -101,24 +105,24 @@ pub async fn run_with_labels(labels: Option<Vec<String>>) -> anyhow::Result<u8> 
     report(&job, result).await
 }
 
-/// Reads §6.1 frames until EOF or a malformed frame.
-async fn read_frames(mut input: impl AsyncRead + Unpin, tx: mpsc::UnboundedSender<(u32, Vec<u8>)>) {
+/// Reads §6.1 frames until EOF or a malformed frame (blocking).
+fn read_frames_blocking(mut input: impl std::io::Read, tx: mpsc::UnboundedSender<(u32, Vec<u8>)>) {
+    let mut word = [0u8; 4];
     loop {
-        let Ok(kind) = input.read_u32().await else {
+        if input.read_exact(&mut word).is_err() {
             return;
-        };
-        let Ok(len) = input.read_u32().await else {
+        }
+        let kind = u32::from_be_bytes(word);
+        if input.read_exact(&mut word).is_err() {
             return;
-        };
+        }
+        let len = u32::from_be_bytes(word);
         if len > MAX_FRAME {
             eprintln!("sim-worker: frame of {len} bytes refused");
             return;
         }
         let mut body = vec![0u8; len as usize];
-        if input.read_exact(&mut body).await.is_err() {
-            return;
-        }
-        if tx.send((kind, body)).is_err() {
+        if input.read_exact(&mut body).is_err() || tx.send((kind, body)).is_err() {
             return;
         }
     }
@@ -362,18 +366,19 @@ mod tests {
         assert_eq!(f.script, WorkerScript::default());
     }
 
-    #[tokio::test]
-    async fn frames_are_read_exactly() {
+    #[test]
+    fn blocking_frames_are_read_exactly() {
         let mut bytes = Vec::new();
-        for (kind, body) in [(1u32, b"{\"a\":1}".as_slice()), (2, b"".as_slice())] {
+        for (kind, body) in [(1u32, b"{}".as_slice()), (3, b"".as_slice())] {
             bytes.extend_from_slice(&kind.to_be_bytes());
             bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
             bytes.extend_from_slice(body);
         }
+        bytes.extend_from_slice(&[0, 0]); // a truncated frame ends the stream
         let (tx, mut rx) = mpsc::unbounded_channel();
-        read_frames(bytes.as_slice(), tx).await;
-        assert_eq!(rx.recv().await, Some((1, b"{\"a\":1}".to_vec())));
-        assert_eq!(rx.recv().await, Some((2, Vec::new())));
-        assert_eq!(rx.recv().await, None);
+        read_frames_blocking(bytes.as_slice(), tx);
+        assert_eq!(rx.try_recv().ok(), Some((1, b"{}".to_vec())));
+        assert_eq!(rx.try_recv().ok(), Some((3, Vec::new())));
+        assert!(rx.try_recv().is_err());
     }
 }

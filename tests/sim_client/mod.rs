@@ -140,7 +140,7 @@ pub struct Client {
     pub http: reqwest::Client,
 }
 
-pub enum Auth<'a> {
+pub enum Scheme<'a> {
     None,
     Bearer(&'a str),
     RemoteAuth(&'a str),
@@ -160,7 +160,7 @@ impl Client {
         &self,
         method: Method,
         url: &str,
-        auth: Auth<'_>,
+        auth: Scheme<'_>,
         body: Option<Value>,
     ) -> Answer {
         self.call_with(method, url, auth, body, Some(UA), &[]).await
@@ -170,7 +170,7 @@ impl Client {
         &self,
         method: Method,
         url: &str,
-        auth: Auth<'_>,
+        auth: Scheme<'_>,
         body: Option<Value>,
         ua: Option<&str>,
         extra: &[(&str, &str)],
@@ -180,9 +180,9 @@ impl Client {
             req = req.header("User-Agent", ua);
         }
         req = match auth {
-            Auth::None => req,
-            Auth::Bearer(t) => req.header("Authorization", format!("Bearer {t}")),
-            Auth::RemoteAuth(t) => req.header("Authorization", format!("RemoteAuth {t}")),
+            Scheme::None => req,
+            Scheme::Bearer(t) => req.header("Authorization", format!("Bearer {t}")),
+            Scheme::RemoteAuth(t) => req.header("Authorization", format!("RemoteAuth {t}")),
         };
         for (k, v) in extra {
             req = req.header(*k, *v);
@@ -272,7 +272,7 @@ pub async fn tenant(sim: &SimHandle, c: &Client) -> (String, String, Value) {
         .call(
             Method::POST,
             &format!("{api}/repos/{REPO}/actions/runners/registration-token"),
-            Auth::Bearer(sim.pat()),
+            Scheme::Bearer(sim.pat()),
             None,
         )
         .await;
@@ -283,7 +283,7 @@ pub async fn tenant(sim: &SimHandle, c: &Client) -> (String, String, Value) {
         .call(
             Method::POST,
             &format!("{api}/actions/runner-registration"),
-            Auth::RemoteAuth(&token),
+            Scheme::RemoteAuth(&token),
             Some(body),
         )
         .await;
@@ -304,7 +304,7 @@ pub async fn register_v1(sim: &SimHandle, c: &Client, labels: &[&str], alg: Algo
             &format!(
                 "{tenant}_apis/connectionData?connectOptions=1&lastChangeId=-1&lastChangeId64=-1"
             ),
-            Auth::None,
+            Scheme::None,
             None,
         )
         .await;
@@ -314,7 +314,7 @@ pub async fn register_v1(sim: &SimHandle, c: &Client, labels: &[&str], alg: Algo
         .call(
             Method::GET,
             &location(&tenant, &cd, POOLS, &[]),
-            Auth::Bearer(&jwt),
+            Scheme::Bearer(&jwt),
             None,
         )
         .await;
@@ -332,7 +332,7 @@ pub async fn register_v1(sim: &SimHandle, c: &Client, labels: &[&str], alg: Algo
         .call(
             Method::POST,
             &location(&tenant, &cd, AGENTS, &[("poolId", &pool)]),
-            Auth::Bearer(&jwt),
+            Scheme::Bearer(&jwt),
             Some(body),
         )
         .await;
@@ -396,7 +396,7 @@ pub async fn oauth_with(c: &Client, url: &str, assertion: &str) -> Result<String
 /// Polls until a message arrives (each poll is held by the simulator).
 pub async fn poll(c: &Client, url: &str, token: &str) -> Value {
     for _ in 0..30 {
-        let a = c.call(Method::GET, url, Auth::Bearer(token), None).await;
+        let a = c.call(Method::GET, url, Scheme::Bearer(token), None).await;
         if a.status == StatusCode::OK {
             return a.body;
         }

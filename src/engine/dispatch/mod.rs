@@ -25,6 +25,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use url::Url;
 
+/// How long a finished job stays known (and shown) before it is forgotten.
+pub const FINISHED_JOB_RETENTION: Duration = Duration::from_secs(3600);
+
 /// What the dispatcher needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -325,6 +328,13 @@ impl Dispatcher {
     fn tick(&mut self, out: &mut Vec<Effect>) {
         let now = self.now;
         self.backoff.retain(|_, b| b.until > now);
+        // Finished jobs are forgotten after a while, so a long-running engine stays small.
+        let keep = chrono::Duration::from_std(FINISHED_JOB_RETENTION).unwrap_or_default();
+        self.jobs.retain(|_, j| {
+            !j.view.state.is_final()
+                || j.worker_active
+                || j.view.finished_at.is_none_or(|t| now - t < keep)
+        });
         let timeout = chrono::Duration::from_std(self.settings.identify_timeout)
             .unwrap_or(chrono::Duration::MAX);
         let expired: Vec<String> = self
@@ -356,7 +366,17 @@ impl Dispatcher {
             });
             pools[i].waiting.push(j.view.id);
         }
-        for r in self.runners.values().filter(|r| r.idle()) {
+        // A runner GitHub already reports as busy is not idle, even before it tells us.
+        let taken: HashSet<&str> = self
+            .jobs
+            .values()
+            .filter_map(|j| j.github_runner.as_deref())
+            .collect();
+        for r in self
+            .runners
+            .values()
+            .filter(|r| r.idle() && !taken.contains(r.name.as_str()))
+        {
             let k = (r.repository.clone(), r.key.clone());
             let i = *pool_index.entry(k).or_insert_with(|| {
                 pools.push(Pool {

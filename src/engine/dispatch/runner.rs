@@ -61,12 +61,9 @@ impl Dispatcher {
         }
     }
 
-    /// AR's rule: `max(timeout, 60 s) − 15 s`, never below the configured grace.
+    /// The message's cancel timeout, never below the configured grace (default 45 s).
     fn grace(&self, timeout: Option<Duration>) -> Duration {
-        let from_message = timeout
-            .map(|t| t.max(Duration::from_secs(60)) - Duration::from_secs(15))
-            .unwrap_or_default();
-        from_message.max(self.settings.cancel_grace)
+        timeout.unwrap_or_default().max(self.settings.cancel_grace)
     }
 
     pub(super) fn cancel_on_runner(
@@ -319,12 +316,26 @@ impl Dispatcher {
                         view.html_url.clone().unwrap_or_default(),
                     ),
                 ];
+                let api = crate::config::api_url_for(&self.settings.github_url);
+                let context = crate::protocol::MegascalerContext {
+                    job_id: id,
+                    job_url: view.html_url.clone().unwrap_or_default(),
+                    run_url: format!(
+                        "{}/repos/{}/actions/runs/{}",
+                        api.as_str().trim_end_matches('/'),
+                        view.repository,
+                        view.run_id
+                    ),
+                    labels: labels.clone(),
+                    job_display_name: String::new(),
+                };
                 out.push(Effect::StartWorker(WorkerStart {
                     job: id,
                     runner: name.to_string(),
                     entry,
                     message: received.message,
                     job_env,
+                    context,
                 }));
             }
             MatchOutcome::Unmatched { reason } => {

@@ -515,3 +515,14 @@ fn pause_stops_registrations_until_resumed() {
     let e = d.handle(Input::Command(Command::ResumeIntake), t(1));
     assert_eq!(registered(&e).len(), 1);
 }
+
+#[test]
+fn finished_jobs_are_forgotten_after_the_retention() {
+    let mut d = dispatcher(None);
+    d.handle(observed(1, &["windows"], ObservedStatus::Queued), t(0));
+    assert_eq!(d.job(1).unwrap().state, JobState::Unmatched);
+    d.handle(Input::Tick, t(3599));
+    assert!(d.job(1).is_some());
+    d.handle(Input::Tick, t(3601));
+    assert!(d.job(1).is_none());
+}

@@ -110,6 +110,8 @@ pub struct WorkerStart {
     pub message: Arc<str>,
     /// `MEGASCALER_JOB_*` variables.
     pub job_env: Vec<(String, String)>,
+    /// What is spliced into the message's `github.megascaler` context (spec §6.4).
+    pub context: crate::protocol::MegascalerContext,
 }
 
 /// REST calls the dispatcher asks for (made with the PAT by the driver).

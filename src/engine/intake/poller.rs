@@ -11,7 +11,8 @@ use crate::config::RepoName;
 use crate::engine::dispatch::{Input, ListedRunner, Source};
 use crate::engine::event::JobId;
 use crate::github::{Conditional, GitHubClient, Scope};
-use std::collections::{BTreeSet, HashMap};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -35,8 +36,22 @@ pub struct Poller {
 #[derive(Default)]
 struct RunList {
     etag: Option<String>,
-    runs: Vec<u64>,
+    /// Run id and its `updated_at`.
+    runs: Vec<(u64, Option<DateTime<Utc>>)>,
 }
+
+/// What the poller remembers between polls.
+#[derive(Default)]
+struct PollState {
+    lists: HashMap<(String, &'static str), RunList>,
+    /// `updated_at` of each run when its jobs were last read.
+    read_at: HashMap<u64, Option<DateTime<Utc>>>,
+    polls: u64,
+}
+
+/// Every this many polls, jobs of unchanged runs are read anyway (a safety net for a run whose
+/// `updated_at` did not move).
+const FULL_READ_EVERY: u64 = 10;
 
 /// ±10 % around `interval`, so many instances do not poll in step.
 fn jittered(interval: Duration) -> Duration {
@@ -51,9 +66,9 @@ fn jittered(interval: Duration) -> Duration {
 impl Poller {
     /// Polls until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut lists: HashMap<(String, &'static str), RunList> = HashMap::new();
+        let mut state = PollState::default();
         loop {
-            let result = self.poll_once(&mut lists).await;
+            let result = self.poll_once(&mut state).await;
             self.counters.update(|s| match result {
                 Ok(()) => {
                     s.last_poll_ok = Some(chrono::Utc::now());
@@ -68,17 +83,18 @@ impl Poller {
         }
     }
 
-    async fn poll_once(
-        &self,
-        lists: &mut HashMap<(String, &'static str), RunList>,
-    ) -> Result<(), String> {
+    async fn poll_once(&self, state: &mut PollState) -> Result<(), String> {
         let open = self.open_jobs.borrow().clone();
+        state.polls += 1;
+        let full = state.polls % FULL_READ_EVERY == 1;
         let mut first_error = None;
+        let mut current: Vec<u64> = Vec::new();
         for repo in &self.repositories {
             let name = repo.full_name();
-            let mut runs: BTreeSet<u64> = BTreeSet::new();
+            // run id -> updated_at (None: not listed any more, read it to learn how it ended).
+            let mut runs: BTreeMap<u64, Option<DateTime<Utc>>> = BTreeMap::new();
             for status in ["queued", "in_progress"] {
-                let list = lists.entry((name.clone(), status)).or_default();
+                let list = state.lists.entry((name.clone(), status)).or_default();
                 match self
                     .client
                     .list_workflow_runs(repo, status, list.etag.as_deref())
@@ -87,7 +103,11 @@ impl Poller {
                     Ok(Conditional::NotModified) => {}
                     Ok(Conditional::Modified { value, etag }) => {
                         list.etag = etag;
-                        list.runs = value.workflow_runs.iter().map(|r| r.id).collect();
+                        list.runs = value
+                            .workflow_runs
+                            .iter()
+                            .map(|r| (r.id, r.updated_at))
+                            .collect();
                     }
                     Err(e) => {
                         first_error.get_or_insert(format!("{name}: listing {status} runs: {e}"));
@@ -95,13 +115,24 @@ impl Poller {
                 }
                 runs.extend(list.runs.iter().copied());
             }
-            // Runs of jobs still open here: this is how lost `completed` deliveries are repaired.
-            runs.extend(
-                open.iter()
-                    .filter(|(r, _, _)| r.eq_ignore_ascii_case(&name))
-                    .map(|(_, _, run)| *run),
-            );
-            for run in runs {
+            let listed: Vec<u64> = runs.keys().copied().collect();
+            // Runs of jobs still open here that left the lists: this is how lost `completed`
+            // deliveries are repaired.
+            for (_, _, run) in open
+                .iter()
+                .filter(|(r, _, _)| r.eq_ignore_ascii_case(&name))
+            {
+                runs.entry(*run).or_insert(None);
+            }
+            current.extend(runs.keys().copied());
+            for (run, updated) in runs {
+                let unchanged = updated.is_some()
+                    && state.read_at.get(&run) == Some(&updated)
+                    && listed.contains(&run);
+                if unchanged && !full {
+                    continue;
+                }
+                state.read_at.insert(run, updated);
                 match self.client.list_run_jobs(repo, run).await {
                     Ok(jobs) => {
                         for job in jobs {
@@ -152,6 +183,8 @@ impl Poller {
                 }
             }
         }
+        // Forget runs nobody lists or holds open any more.
+        state.read_at.retain(|run, _| current.contains(run));
         match first_error {
             Some(e) => {
                 tracing::warn!("poll: {e}");

@@ -92,6 +92,8 @@ impl World {
             orchestration_id: uuid::Uuid::new_v4().to_string(),
             request_id,
             outputs: None,
+            issues: Vec::new(),
+            log: Vec::new(),
             created_at: now,
             started_at: None,
             completed_at: None,
@@ -109,7 +111,7 @@ impl World {
                 offered_to: None,
                 job_token: None,
                 message: None,
-                cancel_requested: false,
+                cancel_deadline: None,
             },
         );
         self.emit_job("queued", id);
@@ -256,6 +258,8 @@ impl World {
         if let Some(a) = self.agents.get_mut(&agent.id) {
             a.job = None;
             a.inbox.retain(|m| m.kind != InboxKind::Job(job_id));
+            // An offer that never reached the runner does not use up its one job.
+            a.had_job = !a.taken.is_empty();
         }
     }
 
@@ -346,8 +350,9 @@ impl World {
             && let Some(agent) = self.agents.get_mut(&agent_id)
         {
             agent.job = None;
-            agent.inbox.retain(|m| match m.kind {
-                InboxKind::Job(j) | InboxKind::Cancel(j) => j != job_id,
+            agent.inbox.retain(|m| match &m.kind {
+                InboxKind::Job(j) | InboxKind::Cancel(j) => *j != job_id,
+                InboxKind::Other { .. } => true,
             });
             if agent.ephemeral {
                 self.delete_agent(agent_id);
@@ -362,6 +367,7 @@ impl World {
         if !self.runs.contains_key(&run_id) {
             return false;
         }
+        let cancel_timeout = self.cfg.cancel_timeout;
         let ids: Vec<u64> = self
             .jobs
             .values()
@@ -388,7 +394,7 @@ impl World {
             }
             let message_id = self.next_id();
             if let Some(job) = self.jobs.get_mut(&id) {
-                job.cancel_requested = true;
+                job.cancel_deadline = Some(after(Utc::now(), cancel_timeout));
             }
             if let Some(agent) = offered.and_then(|a| self.agents.get_mut(&a)) {
                 agent.inbox.push_back(InboxMessage {
@@ -424,32 +430,37 @@ impl World {
         Some(self.insert_job(spec, run_id, attempt, Utc::now()))
     }
 
-    /// Abandons every job whose lock expired; true when anything changed.
+    /// Records issues and log lines reported for a job (kept after completion, for tests).
+    pub fn note_job(&mut self, job_id: u64, issues: Vec<String>, log: Vec<String>) {
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.snapshot.issues.extend(issues);
+            job.snapshot.log.extend(log);
+        }
+    }
+
+    /// Abandons every job whose lock expired, and completes as cancelled every job whose
+    /// runner did not finish it within the cancel timeout; true when anything changed.
     pub fn expire_locks(&mut self, now: DateTime<Utc>) -> bool {
-        let expired: Vec<u64> = self
-            .jobs
-            .values()
-            .filter(|j| j.snapshot.status != JobStatus::Completed)
-            .filter(|j| j.snapshot.locked_until.is_some_and(|l| l <= now))
+        let open = || {
+            self.jobs
+                .values()
+                .filter(|j| j.snapshot.status != JobStatus::Completed)
+        };
+        let cancelled: Vec<u64> = open()
+            .filter(|j| j.cancel_deadline.is_some_and(|d| d <= now))
             .map(|j| j.snapshot.id)
             .collect();
+        let expired: Vec<u64> = open()
+            .filter(|j| j.snapshot.locked_until.is_some_and(|l| l <= now))
+            .map(|j| j.snapshot.id)
+            .filter(|id| !cancelled.contains(id))
+            .collect();
+        for id in &cancelled {
+            let _ = self.complete(*id, "canceled", CompletionPath::Cancelled, None);
+        }
         for id in &expired {
             let _ = self.complete(*id, "abandoned", CompletionPath::LockExpired, None);
         }
-        !expired.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runner_results_map_to_webhook_conclusions() {
-        assert_eq!(conclusion_for("Succeeded"), Some("success"));
-        assert_eq!(conclusion_for("failed"), Some("failure"));
-        assert_eq!(conclusion_for("canceled"), Some("cancelled"));
-        assert_eq!(conclusion_for("abandoned"), Some("failure"));
-        assert_eq!(conclusion_for("bogus"), None);
+        !(expired.is_empty() && cancelled.is_empty())
     }
 }

@@ -5,11 +5,15 @@
 //! synchronous and never await; the HTTP layer locks, calls one method, unlocks, and only then
 //! awaits. Webhook events are queued to the delivery task, never sent from here.
 
+mod delivery;
 mod jobs;
 mod runners;
+#[cfg(test)]
+mod tests;
 
+pub(crate) use delivery::{AcquireError, Channel, Outgoing};
 pub(crate) use jobs::{JobFlow, TakeError, conclusion_for};
-pub(crate) use runners::{AddError, Channel, NewAgent, Outgoing, SessionError};
+pub(crate) use runners::{AddError, NewAgent, SessionError};
 
 use super::config::{SimConfig, WebhookFaults, WebhookTarget};
 use super::crypto::RunnerKey;
@@ -45,6 +49,8 @@ pub(crate) struct Agent {
     pub inbox: VecDeque<InboxMessage>,
     /// Runner-request ids it acknowledged at the broker.
     pub acknowledged: Vec<String>,
+    /// Algorithm of the last accepted client assertion.
+    pub assertion_alg: Option<String>,
 }
 
 /// A message waiting for a runner.
@@ -56,10 +62,15 @@ pub(crate) struct InboxMessage {
     pub migration_deleted: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum InboxKind {
     Job(u64),
     Cancel(u64),
+    /// A message a test injected, delivered as is.
+    Other {
+        message_type: String,
+        body: String,
+    },
 }
 
 /// An open message session.
@@ -86,7 +97,9 @@ pub(crate) struct Job {
     pub job_token: Option<String>,
     /// The job message, built when the job is offered.
     pub message: Option<serde_json::Value>,
-    pub cancel_requested: bool,
+    /// Set when the run was cancelled while the job ran: if the runner has not completed
+    /// the job by then, the service completes it as cancelled.
+    pub cancel_deadline: Option<DateTime<Utc>>,
 }
 
 /// A workflow run.
@@ -200,7 +213,9 @@ impl World {
     }
 
     /// Queues a webhook delivery (the delivery task applies target and faults).
-    pub fn emit(&mut self, event: WebhookEvent) {
+    pub fn emit(&mut self, mut event: WebhookEvent) {
+        event.target = self.webhook_target.clone();
+        event.faults = self.webhook_faults.clone();
         // The receiver lives as long as the simulator; a send error only means shutdown.
         let _ = self.webhooks.send(event);
     }

@@ -1,16 +1,12 @@
 //! Runners, their sessions and inboxes.
 //!
 //! Owns registering and deleting runners (an ephemeral runner is deleted by the service after
-//! its job), opening and closing message sessions (a second session is a conflict), and which
-//! message a poll answers with on the pipelines or the broker channel.
+//! its job), and opening and closing message sessions (a second session is a conflict).
 
-use super::{Agent, InboxKind, Session, World};
-use crate::sim::config::BrokerMode;
+use super::{Agent, Session, World};
 use crate::sim::crypto::RunnerKey;
 use crate::sim::model::{JobStatus, SimRunner};
-use crate::sim::world::JobFlow;
 use chrono::Utc;
-use serde_json::json;
 
 /// A new runner's registration data.
 pub(crate) struct NewAgent {
@@ -35,21 +31,6 @@ pub(crate) enum AddError {
 pub(crate) enum SessionError {
     AgentNotFound,
     Conflict,
-}
-
-/// Where a poll came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Channel {
-    Pipelines,
-    Broker,
-}
-
-/// A message as a poll answers it, before encryption.
-#[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
-    pub message_id: Option<u64>,
-    pub message_type: &'static str,
-    pub body: String,
 }
 
 impl World {
@@ -81,6 +62,7 @@ impl World {
             taken: Vec::new(),
             inbox: Default::default(),
             acknowledged: Vec::new(),
+            assertion_alg: None,
         };
         self.agents.insert(id, agent.clone());
         Ok(agent)
@@ -90,8 +72,9 @@ impl World {
         self.agents.values().find(|a| a.name == name)
     }
 
-    /// Removes a runner, its session and its tokens. A job offered to it but not yet taken
-    /// goes back to the queue (the service re-routes it).
+    /// Removes a runner and its session. A job offered to it but not yet taken goes back to
+    /// the queue (the service re-routes it). Its OAuth tokens stay syntactically valid until
+    /// they expire, so its calls fail with "runner not found" (E10, E13), as on GitHub.
     pub fn delete_agent(&mut self, id: u64) -> bool {
         let Some(agent) = self.agents.remove(&id) else {
             return false;
@@ -99,7 +82,6 @@ impl World {
         if let Some(session) = &agent.session {
             self.sessions.remove(session);
         }
-        self.tokens.revoke_agent(id);
         if let Some(job) = agent.job {
             self.requeue_if_untaken(job, &agent);
         }
@@ -163,68 +145,6 @@ impl World {
         self.sessions.get(id)
     }
 
-    /// The message a poll on `channel` answers with, if any. Broker messages other than job
-    /// requests are removed when delivered (the broker has no per-message delete).
-    pub fn next_message(&mut self, agent_id: u64, channel: Channel) -> Option<Outgoing> {
-        let migration_ids = self.cfg.migration_message_id;
-        let broker_url = self.broker_url();
-        let cancel_timeout = format_timespan(self.cfg.cancel_timeout);
-        let run_service_url = self.run_service_url();
-        let agent = self.agents.get(&agent_id)?;
-        let front = agent.inbox.front()?.clone();
-        let out = match front.kind {
-            InboxKind::Cancel(job_id) => {
-                let job = self.jobs.get(&job_id)?;
-                let body =
-                    json!({ "jobId": job.snapshot.orchestration_id, "timeout": cancel_timeout });
-                if channel == Channel::Broker
-                    && let Some(a) = self.agents.get_mut(&agent_id)
-                {
-                    a.inbox.pop_front();
-                }
-                Outgoing {
-                    message_id: Some(front.id),
-                    message_type: "JobCancellation",
-                    body: body.to_string(),
-                }
-            }
-            InboxKind::Job(job_id) => {
-                let job = self.jobs.get(&job_id)?;
-                match (job.flow, channel) {
-                    (Some(JobFlow::Pipelines), Channel::Pipelines) => Outgoing {
-                        message_id: Some(front.id),
-                        message_type: "PipelineAgentJobRequest",
-                        body: job.message.as_ref()?.to_string(),
-                    },
-                    (Some(JobFlow::RunService), Channel::Broker) => Outgoing {
-                        message_id: Some(front.id),
-                        message_type: "RunnerJobRequest",
-                        body: json!({
-                            "id": job.runner_request_id,
-                            "runner_request_id": job.runner_request_id,
-                            "run_service_url": run_service_url,
-                            "billing_owner_id": "",
-                            "should_acknowledge": true,
-                        })
-                        .to_string(),
-                    },
-                    (Some(JobFlow::RunService), Channel::Pipelines)
-                        if self.cfg.broker == BrokerMode::MigrationMessage
-                            && !front.migration_deleted =>
-                    {
-                        Outgoing {
-                            message_id: migration_ids.then_some(front.id),
-                            message_type: "BrokerMigration",
-                            body: json!({ "brokerBaseUrl": broker_url }).to_string(),
-                        }
-                    }
-                    _ => return None,
-                }
-            }
-        };
-        Some(out)
-    }
-
     pub fn runner_snapshot(&self, agent: &Agent) -> SimRunner {
         SimRunner {
             id: agent.id,
@@ -246,6 +166,7 @@ impl World {
                 .and_then(|s| self.sessions.get(s))
                 .is_some_and(|s| s.broker),
             runner_admin: agent.runner_admin,
+            assertion_alg: agent.assertion_alg.clone(),
         }
     }
 
@@ -254,33 +175,5 @@ impl World {
             .values()
             .map(|a| self.runner_snapshot(a))
             .collect()
-    }
-}
-
-/// A .NET TimeSpan string, `[d.]hh:mm:ss`.
-pub(crate) fn format_timespan(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    let (days, h, m, sec) = (s / 86400, (s % 86400) / 3600, (s % 3600) / 60, s % 60);
-    if days > 0 {
-        format!("{days}.{h:02}:{m:02}:{sec:02}")
-    } else {
-        format!("{h:02}:{m:02}:{sec:02}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timespans_as_dotnet_writes_them() {
-        assert_eq!(
-            format_timespan(std::time::Duration::from_secs(300)),
-            "00:05:00"
-        );
-        assert_eq!(
-            format_timespan(std::time::Duration::from_secs(90061)),
-            "1.01:01:01"
-        );
     }
 }

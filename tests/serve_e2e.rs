@@ -1,0 +1,356 @@
+//! `megascaler serve` end to end against the simulator with real `sim-worker` processes.
+
+mod serve_support;
+
+use megascaler::sim::{Assignment, JobStatus, WebhookFaults, WorkerScript};
+use serve_support::*;
+use std::time::Duration;
+
+fn three_label_sets() -> Vec<Worker> {
+    vec![
+        Worker::sim(&["self-hosted", "linux"]),
+        // Overlaps the first: GitHub may give a [self-hosted, linux] job to its runners.
+        Worker::sim(&["self-hosted", "linux", "big"]),
+        Worker::sim(&["self-hosted", "windows"]),
+    ]
+}
+
+const SETS: &[&[&str]] = &[
+    &["self-hosted", "linux"],
+    &["self-hosted", "linux", "big"],
+    &["self-hosted", "windows"],
+];
+
+fn assert_all_succeeded(sim: &megascaler::sim::SimHandle, ids: &[(u64, Vec<String>)]) {
+    for (id, labels) in ids {
+        let j = sim.job(*id).unwrap();
+        assert_eq!(j.status, JobStatus::Completed, "job {id}");
+        // sim-worker reports failure when started for other labels than the job's.
+        assert_eq!(
+            j.conclusion.as_deref(),
+            Some("success"),
+            "job {id} {labels:?}: {j:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_jobs_with_the_worst_runner_choice_each_run_their_own_worker() {
+    let sim = simulator(Assignment::MostLabels).await;
+    let mut serve = start_serve(&sim, Setup::new(three_label_sets())).await;
+    let ids = queue(&sim, 50, SETS, None);
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(400),
+    )
+    .await;
+    assert_all_succeeded(&sim, &ids);
+    let log = serve.stderr();
+    assert!(
+        log.contains("the runner was registered for job"),
+        "some job landed on another job's runner"
+    );
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_only() {
+    let sim = simulator(Assignment::MostLabels).await;
+    let mut setup = Setup::new(three_label_sets());
+    setup.polling = false;
+    let mut serve = start_serve(&sim, setup).await;
+    let ids = queue(&sim, 9, SETS, None);
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_all_succeeded(&sim, &ids);
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn polling_only() {
+    let sim = simulator(Assignment::MostLabels).await;
+    let mut setup = Setup::new(three_label_sets());
+    setup.webhooks = false;
+    let mut serve = start_serve(&sim, setup).await;
+    let ids = queue(&sim, 9, SETS, None);
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_all_succeeded(&sim, &ids);
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lossy_webhooks_with_polling() {
+    let sim = simulator(Assignment::MostLabels).await;
+    sim.set_webhook_faults(WebhookFaults {
+        drop: 0.3,
+        duplicate: 0.2,
+        reorder: 0.2,
+        delay: Duration::ZERO,
+    });
+    let mut serve = start_serve(&sim, Setup::new(three_label_sets())).await;
+    let ids = queue(&sim, 20, SETS, None);
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_all_succeeded(&sim, &ids);
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashing_worker_fails_its_job_with_the_reason() {
+    // A worker that reads its job and dies without reporting.
+    let dir = tempfile::tempdir().unwrap();
+    let crash = dir.path().join("crash.sh");
+    std::fs::write(
+        &crash,
+        "#!/bin/sh\nhead -c 8 >/dev/null\necho 'fatal: out of disk space' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&crash).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&crash, perm).unwrap();
+    let mut worker = Worker::sim(&["self-hosted", "linux"]);
+    worker.args = vec![crash.display().to_string()];
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(&sim, Setup::new(vec![worker])).await;
+    let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], None);
+    let id = ids[0].0;
+    all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
+    let job = sim.job(id).unwrap();
+    assert_eq!(job.conclusion.as_deref(), Some("failure"), "{job:?}");
+    let log = serve.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("job {id}: running -> failed"))
+                && l.contains("exit status: 3")),
+        "the reason is logged: {log}"
+    );
+    assert!(
+        log.contains("fatal: out of disk space"),
+        "last output in the reason: {log}"
+    );
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+/// The same with `sim-worker`'s own scripted crash.
+#[tokio::test(flavor = "multi_thread")]
+async fn crashing_sim_worker_fails_its_job() {
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    let script = WorkerScript {
+        steps: 1,
+        step_millis: 10,
+        crash: true,
+        ..Default::default()
+    };
+    let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], Some(script));
+    all_done(&sim, &serve, &[ids[0].0], Duration::from_secs(120)).await;
+    assert_eq!(
+        sim.job(ids[0].0).unwrap().conclusion.as_deref(),
+        Some("failure")
+    );
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_hanging_on_cancel_is_ended_by_the_escalation() {
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    let script = WorkerScript {
+        steps: 1000,
+        step_millis: 100,
+        hang_on_cancel: true,
+        ..Default::default()
+    };
+    let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], Some(script));
+    let id = ids[0].0;
+    assert!(
+        sim.wait_until(
+            |s| s.job(id).is_some_and(|j| j.status == JobStatus::InProgress),
+            Duration::from_secs(120)
+        )
+        .await,
+        "job never started: {}",
+        serve.stderr()
+    );
+    // Give the worker time to start before GitHub cancels the run.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let run = sim.job(id).unwrap().run_id;
+    sim.cancel_run(run);
+    all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
+    let log = std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log"))).unwrap();
+    assert!(log.contains("cancel request (type 2) ignored"), "{log}");
+    assert!(log.contains("signal: 9"), "SIGKILL ended it: {log}");
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_shutdown_with_jobs_running() {
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    let script = WorkerScript {
+        steps: 1000,
+        step_millis: 100,
+        ..Default::default()
+    };
+    let ids = queue(&sim, 3, &[&["self-hosted", "linux"]], Some(script));
+    assert!(
+        sim.wait_until(
+            |s| ids.iter().all(|(id, _)| s
+                .job(*id)
+                .is_some_and(|j| j.status == JobStatus::InProgress)),
+            Duration::from_secs(120)
+        )
+        .await,
+        "jobs never started: {}",
+        serve.stderr()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let code = serve
+        .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(90))
+        .await;
+    assert_eq!(code, Some(0), "{}", serve.stderr());
+    for (id, _) in &ids {
+        let j = sim.job(*id).unwrap();
+        assert_eq!(
+            j.status,
+            JobStatus::Completed,
+            "job {id} completed at shutdown: {j:?}"
+        );
+        assert_eq!(j.conclusion.as_deref(), Some("cancelled"), "{j:?}");
+    }
+    assert!(
+        sim.runners().is_empty(),
+        "runners left: {:?}",
+        sim.runners()
+    );
+    assert!(serve.stderr().contains("shutting down"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn job_through_the_ssh_worker_scripts_against_a_local_sshd() {
+    let sshd_dir = tempfile::tempdir().unwrap();
+    let sshd = match sshd::start_sshd(sshd_dir.path()) {
+        Ok(s) => s,
+        Err(why) => {
+            println!("SKIPPED job_through_the_ssh_worker_scripts_against_a_local_sshd: {why}");
+            return;
+        }
+    };
+    let assets = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/workers/");
+    let target = format!("root@127.0.0.1:{}", sshd.port);
+    let worker = Worker {
+        labels: vec!["self-hosted".into(), "ssh".into()],
+        allocate: vec![format!("{assets}ssh-allocate.sh"), target.clone()],
+        args: vec![format!("{assets}ssh-worker.sh"), "{target}".into()],
+        release: vec![format!("{assets}ssh-release.sh"), "{target}".into()],
+        env: vec![
+            ("HOME".into(), sshd_dir.path().display().to_string()),
+            (
+                "MEGASCALER_SSH_STATE".into(),
+                sshd_dir.path().join("slots").display().to_string(),
+            ),
+            (
+                "MEGASCALER_SSH_OPTS".into(),
+                format!(
+                    "-i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                    sshd.client_key.display()
+                ),
+            ),
+            (
+                "MEGASCALER_SSH_WORKER".into(),
+                format!("{BIN} sim-worker --labels self-hosted,ssh"),
+            ),
+        ],
+    };
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(&sim, Setup::new(vec![worker])).await;
+    let ids = queue(&sim, 2, &[&["self-hosted", "ssh"]], None);
+    all_done(
+        &sim,
+        &serve,
+        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
+        Duration::from_secs(200),
+    )
+    .await;
+    assert_all_succeeded(&sim, &ids);
+    for (id, _) in &ids {
+        let log =
+            std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log"))).unwrap();
+        assert!(
+            log.contains(&format!("allocated target: {target}")),
+            "{log}"
+        );
+        assert!(log.contains("ssh-worker.sh"), "{log}");
+    }
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}

@@ -48,8 +48,9 @@ fn demo_in_tmux_shows_output_cancels_a_job_and_quits_cleanly() {
         |s| {
             s.contains("following")
                 && s.lines().any(|l| {
-                    l.strip_prefix("│ │")
-                        .is_some_and(|rest| !rest.trim_matches(['│', ' ']).is_empty())
+                    // An output line inside the (focused, thick) border: `┃ │text…`.
+                    l.strip_prefix("┃ │")
+                        .is_some_and(|rest| rest.contains("step"))
                 })
         },
         &mut seen,

@@ -14,6 +14,7 @@ use crate::sim::{
 };
 use crate::tui::{DashboardSetup, run_dashboard};
 use anyhow::Context as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -203,7 +204,13 @@ fn free_loopback_address() -> anyhow::Result<SocketAddr> {
 
 /// Runs the demo: simulator, engine, story and dashboard; cleans up after itself.
 pub async fn run() -> anyhow::Result<()> {
-    let state_dir = std::env::temp_dir().join(format!("megascaler-demo-{}", std::process::id()));
+    // Unique per run, so a stale directory of an earlier process with the same pid is never
+    // reused (or removed).
+    let state_dir = std::env::temp_dir().join(format!(
+        "megascaler-demo-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let log_guard = logging::init(LogTarget::FileOnly, Some(&state_dir))?;
@@ -214,10 +221,14 @@ pub async fn run() -> anyhow::Result<()> {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&state_dir);
         }
-        Err(_) => eprintln!(
-            "megascaler demo: logs and worker output are in {}",
-            state_dir.display()
-        ),
+        // Not `eprintln!`: it panics when the terminal is gone.
+        Err(_) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "megascaler demo: logs and worker output are in {}",
+                state_dir.display()
+            );
+        }
     }
     result
 }

@@ -98,6 +98,20 @@ fn send(handle: &EngineHandle, command: Command) -> Option<String> {
     }
 }
 
+/// Draws one frame, keeping the app's idea of the output pane's height current.
+fn draw(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let size = terminal.size().context("cannot read the terminal size")?;
+    app.output_rows = views::output_rows(size.into());
+    terminal
+        .draw(|frame| views::render(frame, app, now))
+        .context("cannot draw")?;
+    Ok(())
+}
+
 /// Runs the dashboard over a running engine until the person quits and the engine has shut
 /// down (or a signal asked for the same). Restores the terminal on every way out.
 pub async fn run_dashboard(mut handle: EngineHandle, setup: DashboardSetup) -> anyhow::Result<()> {
@@ -112,6 +126,7 @@ pub async fn run_dashboard(mut handle: EngineHandle, setup: DashboardSetup) -> a
     let mut dirty = true;
     let mut drawn_second = i64::MIN;
     let mut deadline: Option<Instant> = None;
+    let mut terminal_ok = true;
     let wait_for_engine = setup.cancel_grace + SHUTDOWN_SLACK;
     tracing::info!("dashboard started");
 
@@ -153,17 +168,21 @@ pub async fn run_dashboard(mut handle: EngineHandle, setup: DashboardSetup) -> a
             }
             _ = sighup.recv() => {
                 tracing::info!("SIGHUP (terminal gone): shutting down");
+                terminal_ok = false;
                 command = app.request_shutdown();
             }
             _ = frames.tick() => {
                 let now = Utc::now();
-                if dirty || now.timestamp() != drawn_second {
-                    let terminal = guard.terminal();
-                    let size = terminal.size().context("cannot read the terminal size")?;
-                    app.output_rows = views::output_rows(size.into());
-                    terminal
-                        .draw(|frame| views::render(frame, &app, now))
-                        .context("cannot draw")?;
+                if let Some(terminal) = guard.terminal().filter(|_| terminal_ok)
+                    && (dirty || now.timestamp() != drawn_second)
+                {
+                    if let Err(e) = draw(terminal, &mut app, now) {
+                        // The terminal went away (a closed tmux pane, a dropped ssh session):
+                        // stop drawing, but still shut the engine down gracefully.
+                        tracing::warn!(error = %e, "cannot draw; shutting down");
+                        terminal_ok = false;
+                        command = app.request_shutdown();
+                    }
                     dirty = false;
                     drawn_second = now.timestamp();
                 }
@@ -183,7 +202,11 @@ pub async fn run_dashboard(mut handle: EngineHandle, setup: DashboardSetup) -> a
             deadline = Some(Instant::now() + wait_for_engine);
         }
     };
-    drop(guard);
+    if terminal_ok {
+        drop(guard);
+    } else {
+        guard.abandon();
+    }
     tracing::info!(engine_closed, "dashboard stopped");
     match (engine_closed, app.lifecycle) {
         (true, Lifecycle::Running) => {

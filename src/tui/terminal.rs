@@ -17,7 +17,8 @@ static PANIC_HOOK: Once = Once::new();
 
 /// A terminal in raw mode on the alternate screen; dropping it restores the terminal.
 pub struct TerminalGuard {
-    terminal: DefaultTerminal,
+    /// `None` once abandoned.
+    terminal: Option<DefaultTerminal>,
 }
 
 impl TerminalGuard {
@@ -25,20 +26,38 @@ impl TerminalGuard {
     pub fn enter() -> anyhow::Result<Self> {
         let terminal = ratatui::try_init().context("cannot set up the terminal")?;
         install_panic_hook();
-        Ok(TerminalGuard { terminal })
+        Ok(TerminalGuard {
+            terminal: Some(terminal),
+        })
     }
 
-    /// The terminal to draw on.
-    pub fn terminal(&mut self) -> &mut DefaultTerminal {
-        &mut self.terminal
+    /// The terminal to draw on; `None` once abandoned.
+    pub fn terminal(&mut self) -> Option<&mut DefaultTerminal> {
+        self.terminal.as_mut()
+    }
+
+    /// Gives up on a terminal that went away (closed pane, dropped ssh session): nothing is
+    /// restored, because nothing is there. ratatui's `Terminal` would print to the dead stderr
+    /// when dropped, and printing to a dead stderr panics, so it is forgotten instead.
+    pub fn abandon(mut self) {
+        if let Some(terminal) = self.terminal.take() {
+            std::mem::forget(terminal);
+        }
     }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        if self.terminal.is_none() {
+            return;
+        }
         // Errors cannot be reported anywhere useful here; the log has the rest.
         if let Err(e) = ratatui::try_restore() {
-            tracing::warn!(error = %e, "cannot restore the terminal");
+            tracing::warn!(error = %e, "cannot restore the terminal; it is gone");
+            // As in `abandon`: dropping ratatui's `Terminal` would print to a dead stderr.
+            if let Some(terminal) = self.terminal.take() {
+                std::mem::forget(terminal);
+            }
         }
     }
 }

@@ -30,6 +30,9 @@ pub const WINDOWS: &[&str] = &["self-hosted", "windows"];
 /// The repositories the demo's jobs come from (and that the engine polls).
 pub const REPOSITORIES: &[&str] = &["acme/widgets", "acme/gadgets"];
 
+/// Name of the Linux job the demo hands to a GPU runner (the wrong-runner case).
+pub const DETOUR_JOB: &str = "lint";
+
 /// Name of the job the demo invites you to cancel.
 pub const LONG_JOB: &str = "long-running (cancel me)";
 
@@ -68,10 +71,9 @@ const fn job(
     }
 }
 
-/// The jobs queued when the demo starts, in order. The `lint` job is queued right before the
-/// GPU job, and the simulator gives a job to the idle runner with the most labels, so the GPU
-/// runner usually takes `lint` (GitHub's rule allows any runner whose labels cover the job's):
-/// the wrong-runner case that late binding repairs.
+/// The jobs queued when the demo starts, in order. The `lint` job ([`DETOUR_JOB`]) waits for
+/// the GPU job's runner and is handed to it (see `send_to_a_gpu_runner`): the wrong-runner case
+/// that late binding repairs.
 pub fn opening() -> Vec<DemoJob> {
     vec![
         job("acme/widgets", "CI", LONG_JOB, LINUX, 900, 1_000),
@@ -181,9 +183,17 @@ impl DemoJob {
 
 /// Queues the opening jobs, then one job every [`STREAM_PERIOD`], until aborted.
 async fn tell_the_story(sim: SimHandle) {
+    let mut detour = None;
     for job in opening() {
+        if job.job == DETOUR_JOB {
+            detour = Some(job);
+            continue;
+        }
         let id = sim.queue_job(job.spec());
         tracing::info!(id, job = job.job, "demo: queued");
+    }
+    if let Some(job) = detour {
+        send_to_a_gpu_runner(&sim, &job).await;
     }
     let mut ticks = tokio::time::interval(STREAM_PERIOD);
     ticks.tick().await;
@@ -193,6 +203,33 @@ async fn tell_the_story(sim: SimHandle) {
         let id = sim.queue_job(job.spec());
         tracing::debug!(id, job = job.job, "demo: queued");
     }
+}
+
+/// Queues `job` (a Linux job) the moment a GPU runner registered for another job exists, and
+/// hands it to that runner: GitHub's rule allows it (the runner's labels cover the job's), and
+/// it is exactly what GitHub does when it picks "any" idle runner. The dashboard then shows the
+/// job on another job's runner, bound by megascaler to the Linux worker, and a new runner
+/// registered for the GPU job that lost its runner. If the GPU runner is already busy, the
+/// job is simply queued.
+async fn send_to_a_gpu_runner(sim: &SimHandle, job: &DemoJob) {
+    let gpu_runner = |s: &SimHandle| {
+        s.runners()
+            .into_iter()
+            .find(|r| !r.had_job && r.labels.iter().any(|l| l.eq_ignore_ascii_case("gpu")))
+            .map(|r| r.name)
+    };
+    let mut name = None;
+    sim.wait_until(
+        |s| {
+            name = gpu_runner(s);
+            name.is_some()
+        },
+        Duration::from_secs(60),
+    )
+    .await;
+    let id = sim.queue_job(job.spec());
+    let offered = name.is_some_and(|name| sim.offer_job_to(id, &name));
+    tracing::info!(id, job = job.job, offered, "demo: queued for a GPU runner");
 }
 
 /// A free loopback port for the engine's webhook listener.
@@ -324,14 +361,15 @@ mod tests {
             u64::from(long.steps) * long.step_millis >= 600_000,
             "long enough to cancel"
         );
-        let gpu = opening
+        let detour = opening
             .iter()
-            .position(|j| j.labels == GPU)
-            .expect("a GPU job");
+            .find(|j| j.job == DETOUR_JOB)
+            .expect("detour");
+        let gpu = opening.iter().find(|j| j.labels == GPU).expect("a GPU job");
+        assert_eq!(detour.labels, LINUX, "a Linux job a GPU runner can take");
         assert_eq!(
-            opening[gpu - 1].labels,
-            LINUX,
-            "a Linux job a GPU runner can take"
+            detour.repository, gpu.repository,
+            "in the GPU runner's scope"
         );
     }
 

@@ -72,6 +72,9 @@ pub struct JobRecord {
     /// Decisions about this job, oldest first (bounded by [`DECISIONS_PER_JOB`]).
     pub decisions: VecDeque<Decision>,
     pub output: OutputRing,
+    /// When the job ran on a runner registered for another job: that job (remembered here
+    /// because the runner itself is forgotten once removed).
+    pub took_runner_of: Option<JobId>,
     /// Order of first appearance; breaks ties in sorting.
     pub seq: u64,
 }
@@ -245,8 +248,18 @@ impl Model {
     }
 
     fn apply_job(&mut self, view: JobView) {
+        let took_runner_of = view
+            .runner_name
+            .as_ref()
+            .filter(|_| view.runner_was_other_jobs)
+            .and_then(|name| self.runners.get(name))
+            .and_then(|r| r.intended_job)
+            .filter(|intended| *intended != view.id);
         match self.jobs.get_mut(&view.id) {
             Some(record) => {
+                if took_runner_of.is_some() {
+                    record.took_runner_of = took_runner_of;
+                }
                 if record.states.last() != Some(&view.state) {
                     record.states.push(view.state);
                 }
@@ -270,6 +283,7 @@ impl Model {
                         view,
                         decisions,
                         output: OutputRing::default(),
+                        took_runner_of,
                         seq,
                     },
                 );

@@ -209,3 +209,20 @@ fn invisible_format_characters_and_tabs_are_made_visible_on_the_way_in() {
     sanitize(&mut plain);
     assert_eq!(plain, "ordinary text, ünïcödé and emoji 🚀");
 }
+
+#[test]
+fn a_job_remembers_whose_runner_it_took_after_the_runner_is_gone() {
+    let mut m = model_of(sample::events());
+    assert_eq!(m.jobs[&102].took_runner_of, Some(103));
+    m.apply(
+        Event::RunnerRemoved {
+            name: "megascaler-103-b".into(),
+        },
+        t0(),
+    );
+    let mut v = m.jobs[&102].view.clone();
+    v.state = JobState::Completed;
+    m.apply(Event::Job(v), t0());
+    assert_eq!(m.jobs[&102].took_runner_of, Some(103));
+    assert_eq!(m.jobs[&101].took_runner_of, None);
+}

@@ -91,28 +91,34 @@ pub fn job_lines(app: &App, record: &JobRecord, width: usize) -> Vec<Line<'stati
         lines.push(Line::styled("  (no worker entries known)", theme.dim()));
     }
     let registered = app.model.runner_registered_for(v.id);
-    let runner = match (&v.runner_name, v.runner_was_other_jobs) {
-        (None, _) => match registered {
-            Some(r) => format!("runner: none yet; {} is registered for it", r.name),
-            None => "runner: none yet".into(),
-        },
-        (Some(name), false) => format!("runner: {name}, the one registered for it"),
-        (Some(name), true) => {
-            let intended = app
-                .model
-                .runners
-                .get(name)
-                .and_then(|r| r.intended_job)
-                .map_or("another job".into(), |j| format!("job {j}"));
-            format!("runner: {name}, registered for {intended} (took another job's runner)")
+    match &v.runner_name {
+        None => {
+            lines.push(Line::raw("runner: none yet"));
+            if let Some(r) = registered {
+                lines.push(Line::raw(fit(
+                    &format!("  {} is registered for it", r.name),
+                    width,
+                )));
+            }
         }
-    };
-    let runner_style = if v.runner_was_other_jobs {
-        theme.warn()
-    } else {
-        Default::default()
-    };
-    lines.push(Line::styled(fit(&runner, width), runner_style));
+        Some(name) => {
+            lines.push(Line::raw(fit(&format!("runner: {name}"), width)));
+            if v.runner_was_other_jobs {
+                let intended = record
+                    .took_runner_of
+                    .map_or("another job".into(), |j| format!("job {j}"));
+                lines.push(Line::styled(
+                    fit(
+                        &format!("  registered for {intended}: it took another job's runner"),
+                        width,
+                    ),
+                    theme.warn(),
+                ));
+            } else {
+                lines.push(Line::raw("  the runner registered for it"));
+            }
+        }
+    }
     lines.push(Line::raw(states_line(record, width)));
     if let Some(reason) = &v.reason {
         lines.push(Line::styled(
@@ -147,9 +153,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Some(r) => (job_lines(app, r, width), timeline_lines(app, r, width)),
         None => (vec![Line::styled("No job selected.", theme.dim())], vec![]),
     };
-    // The job's part gets what it needs up to three fifths; the feed gets the rest. When
-    // the timeline does not fit, its latest entries are the ones shown.
-    let budget = usize::from(inner.height * 3 / 5);
+    // The feed keeps a third of the rows (at least a heading and three decisions); the job's
+    // part gets what it needs of the rest. When the timeline does not fit, its latest
+    // entries are the ones shown.
+    let feed_rows = (inner.height / 3).max(4);
+    let budget = usize::from(inner.height.saturating_sub(feed_rows));
     let room = budget.saturating_sub(job.len());
     job.extend(
         timeline
@@ -157,7 +165,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .skip(timeline.len().saturating_sub(room))
             .cloned(),
     );
-    let job_rows = (job.len() as u16).min(inner.height * 3 / 5);
+    let job_rows = (job.len() as u16).min(budget as u16);
     let [job_area, feed_area] =
         Layout::vertical([Constraint::Length(job_rows), Constraint::Fill(1)]).areas(inner);
     frame.render_widget(Paragraph::new(job), job_area);

@@ -94,7 +94,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Utc>) {
         ]);
         if wide {
             let runner = match (&v.runner_name, v.runner_was_other_jobs) {
-                (Some(name), true) => format!("{name} (other's)"),
+                // `⇄`: it ran on a runner registered for another job (see Decisions).
+                (Some(name), true) => format!("⇄ {name}"),
                 (Some(name), false) => name.clone(),
                 (None, _) => "-".into(),
             };

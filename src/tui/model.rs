@@ -25,6 +25,8 @@ pub const DECISIONS_PER_JOB: usize = 200;
 pub const FINISHED_JOBS_KEPT: usize = 500;
 /// Faults kept.
 pub const FAULTS_KEPT: usize = 50;
+/// Runners whose intended job is remembered.
+pub const RUNNER_INTENTS_KEPT: usize = 1_000;
 
 /// A bounded tail of one job's output, with the count of lines that fell off its front.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -114,6 +116,10 @@ pub struct Model {
     pub shutting_down: Option<String>,
     /// Output lines that arrived for a job the dashboard has not seen (or already forgot).
     pub orphan_output_lines: u64,
+    /// The job each runner was last registered for, kept after the engine clears it (it does
+    /// when the runner receives another job) so that job can be named. Bounded.
+    runner_intents: BTreeMap<String, JobId>,
+    runner_intent_order: VecDeque<String>,
     next_seq: u64,
 }
 
@@ -190,6 +196,9 @@ impl Model {
             Event::Runner(mut runner) => {
                 sanitize(&mut runner.name);
                 runner.labels.iter_mut().for_each(sanitize);
+                if let Some(job) = runner.intended_job {
+                    self.remember_intent(&runner.name, job);
+                }
                 self.runners.insert(runner.name.clone(), runner);
             }
             Event::RunnerRemoved { mut name } => {
@@ -252,8 +261,7 @@ impl Model {
             .runner_name
             .as_ref()
             .filter(|_| view.runner_was_other_jobs)
-            .and_then(|name| self.runners.get(name))
-            .and_then(|r| r.intended_job)
+            .and_then(|name| self.runner_intents.get(name).copied())
             .filter(|intended| *intended != view.id);
         match self.jobs.get_mut(&view.id) {
             Some(record) => {
@@ -288,6 +296,21 @@ impl Model {
                     },
                 );
                 self.forget_old_finished_jobs();
+            }
+        }
+    }
+
+    fn remember_intent(&mut self, runner: &str, job: JobId) {
+        if self
+            .runner_intents
+            .insert(runner.to_string(), job)
+            .is_none()
+        {
+            self.runner_intent_order.push_back(runner.to_string());
+            if self.runner_intent_order.len() > RUNNER_INTENTS_KEPT
+                && let Some(oldest) = self.runner_intent_order.pop_front()
+            {
+                self.runner_intents.remove(&oldest);
             }
         }
     }

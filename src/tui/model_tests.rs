@@ -214,6 +214,24 @@ fn invisible_format_characters_and_tabs_are_made_visible_on_the_way_in() {
 fn a_job_remembers_whose_runner_it_took_after_the_runner_is_gone() {
     let mut m = model_of(sample::events());
     assert_eq!(m.jobs[&102].took_runner_of, Some(103));
+    // The engine clears the runner's intended job when it receives another one; the job
+    // still names the job the runner was registered for.
+    let mut m2 = Model::default();
+    let runner = |intended| RunnerView {
+        name: "r".into(),
+        labels: vec![],
+        intended_job: intended,
+        actual_job: None,
+        status: "listening".into(),
+        registered_at: t0(),
+    };
+    m2.apply(Event::Runner(runner(Some(5))), t0());
+    m2.apply(Event::Runner(runner(None)), t0());
+    let mut j = job(6, "x", &["a"], JobState::Assigned);
+    j.runner_name = Some("r".into());
+    j.runner_was_other_jobs = true;
+    m2.apply(Event::Job(j), t0());
+    assert_eq!(m2.jobs[&6].took_runner_of, Some(5));
     m.apply(
         Event::RunnerRemoved {
             name: "megascaler-103-b".into(),

@@ -127,6 +127,7 @@ pub async fn run_dashboard(mut handle: EngineHandle, setup: DashboardSetup) -> a
     let mut drawn_second = i64::MIN;
     let mut deadline: Option<Instant> = None;
     let mut terminal_ok = true;
+    let mut input_open = true;
     let wait_for_engine = setup.cancel_grace + SHUTDOWN_SLACK;
     tracing::info!("dashboard started");
 
@@ -147,7 +148,7 @@ pub async fn run_dashboard(mut handle: EngineHandle, setup: DashboardSetup) -> a
                 }
                 None => break true,
             },
-            input_event = input.next() => match input_event {
+            input_event = input.next(), if input_open => match input_event {
                 Some(Ok(TermEvent::Key(key))) => {
                     if let Some(action) = keymap::resolve(app.context(), &key) {
                         command = app.handle(action);
@@ -156,11 +157,17 @@ pub async fn run_dashboard(mut handle: EngineHandle, setup: DashboardSetup) -> a
                 }
                 Some(Ok(TermEvent::Resize(..))) => dirty = true,
                 Some(Ok(_)) => {}
+                // A terminal that cannot be read stays unreadable: stop polling it (or this
+                // branch would spin) and shut down.
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "cannot read the terminal; shutting down");
+                    input_open = false;
                     command = app.request_shutdown();
                 }
-                None => command = app.request_shutdown(),
+                None => {
+                    input_open = false;
+                    command = app.request_shutdown();
+                }
             },
             _ = sigterm.recv() => {
                 tracing::info!("SIGTERM: shutting down");

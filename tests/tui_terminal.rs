@@ -9,15 +9,16 @@ mod tui_support;
 
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tui_support::{POLL, TIMEOUT, TMUX, Tmux, job_rows};
+use tui_support::{POLL, TIMEOUT, TMUX, Tmux, job_rows, tmux_binary};
 
 /// Set in the environment of the child process of
 /// [`a_panic_restores_the_terminal_logs_and_exits_non_zero`].
 const PANIC_CHILD: &str = "MEGASCALER_TEST_PANIC_CHILD_LOG_DIR";
 
 /// Not a test of its own: the child process of the panic test below (this test binary runs
-/// itself with only this test selected). Without the variable it has nothing to do.
+/// itself with only this test selected, `--ignored --exact`).
 #[test]
+#[ignore = "the child process of a_panic_restores_the_terminal_logs_and_exits_non_zero"]
 fn panic_child_process() {
     let Some(dir) = std::env::var_os(PANIC_CHILD) else {
         return;
@@ -36,21 +37,21 @@ fn panic_child_process() {
 
 #[test]
 fn a_panic_restores_the_terminal_logs_and_exits_non_zero() {
-    if !Path::new(TMUX).exists() {
-        println!("skipped: tmux is not installed at {TMUX}");
+    let Some(tmux_bin) = tmux_binary() else {
+        println!("skipped: tmux is not installed (not at {TMUX}, not on PATH)");
         return;
-    }
+    };
     let logs = std::env::temp_dir().join(format!("megascaler-panic-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&logs);
     let me = std::env::current_exe().expect("this test binary");
     // The shell reports the exit status and whether the terminal is back in canonical mode.
     let command = format!(
-        "{PANIC_CHILD}='{}' '{}' --exact panic_child_process --nocapture --test-threads=1; \
+        "{PANIC_CHILD}='{}' '{}' --ignored --exact panic_child_process --nocapture --test-threads=1; \
          echo EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; sleep 600",
         logs.display(),
         me.display()
     );
-    let tmux = Tmux::start(&command, 100, 30);
+    let tmux = Tmux::start(tmux_bin, &command, 100, 30);
     let mut seen = Vec::new();
     tmux.wait_for("the exit status", |s| s.contains("EXIT="), &mut seen);
     let screen = tmux.screen();
@@ -80,10 +81,12 @@ fn a_panic_restores_the_terminal_logs_and_exits_non_zero() {
 /// where the child writes the commands its fake engine received.
 const FAKE_ENGINE_CHILD: &str = "MEGASCALER_TEST_FAKE_ENGINE_COMMANDS";
 
-/// Not a test of its own: the child process of the fake-engine test below. It runs the real
-/// dashboard loop over an engine made of two channels and a small script: one running job
-/// that prints a line every 100 ms, cancelled on `CancelJob`, closing on `Shutdown`.
+/// Not a test of its own: the child process of the fake-engine test below (run with
+/// `--ignored --exact`). It runs the real dashboard loop over an engine made of two channels
+/// and a small script: one running job that prints a line every 100 ms, cancelled on
+/// `CancelJob`, closing on `Shutdown`.
 #[test]
+#[ignore = "the child process of dashboard_loop_over_a_fake_engine"]
 fn fake_engine_child_process() {
     use chrono::Utc;
     use megascaler::engine::event::{
@@ -174,10 +177,10 @@ fn fake_engine_child_process() {
 
 #[test]
 fn dashboard_loop_over_a_fake_engine() {
-    if !Path::new(TMUX).exists() {
-        println!("skipped: tmux is not installed at {TMUX}");
+    let Some(tmux_bin) = tmux_binary() else {
+        println!("skipped: tmux is not installed (not at {TMUX}, not on PATH)");
         return;
-    }
+    };
     let record = std::env::temp_dir().join(format!(
         "megascaler-fake-engine-{}-{}",
         std::process::id(),
@@ -188,13 +191,21 @@ fn dashboard_loop_over_a_fake_engine() {
     ));
     let me = std::env::current_exe().expect("this test binary");
     let command = format!(
-        "{FAKE_ENGINE_CHILD}='{}' exec '{}' --exact fake_engine_child_process --test-threads=1",
+        "{FAKE_ENGINE_CHILD}='{}' exec '{}' --ignored --exact fake_engine_child_process --test-threads=1",
         record.display(),
         me.display()
     );
-    let tmux = Tmux::start(&command, 80, 24);
+    let tmux = Tmux::start(tmux_bin, &command, 80, 24);
     let mut seen = Vec::new();
-    tmux.wait_for("the running job", |s| s.contains("running"), &mut seen);
+    tmux.wait_for(
+        "the running job",
+        |s| {
+            job_rows(s, "long-run")
+                .iter()
+                .any(|r| r.contains("running"))
+        },
+        &mut seen,
+    );
     tmux.keys(&["Enter"]);
     tmux.wait_for(
         "its output, followed",

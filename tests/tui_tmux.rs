@@ -6,25 +6,30 @@
 
 mod tui_support;
 
-use std::path::Path;
 use std::time::Instant;
-use tui_support::{POLL, Proc, TIMEOUT, TMUX, Tmux, alive, all_procs, family, job_rows};
+use tui_support::{
+    POLL, Proc, TIMEOUT, TMUX, Tmux, alive, all_procs, family, job_rows, tmux_binary,
+};
 
 #[test]
 fn demo_in_tmux_shows_output_cancels_a_job_and_quits_cleanly() {
-    if !Path::new(TMUX).exists() {
-        println!("skipped: tmux is not installed at {TMUX}");
+    let Some(tmux_bin) = tmux_binary() else {
+        println!("skipped: tmux is not installed (not at {TMUX}, not on PATH)");
         return;
-    }
+    };
     let exe = env!("CARGO_BIN_EXE_megascaler");
-    let tmux = Tmux::start(&format!("exec '{exe}' demo"), 120, 40);
+    let tmux = Tmux::start(tmux_bin, &format!("exec '{exe}' demo"), 120, 40);
     let leader = tmux.pane_pid();
     assert!(leader > 0, "the pane has a process");
     let mut seen = family(leader);
 
     tmux.wait_for(
         "jobs in the table",
-        |s| s.contains("Jobs ─") && s.contains("running"),
+        |s| {
+            s.contains("Jobs ─")
+                && s.lines()
+                    .any(|l| l.starts_with("┃running") || l.starts_with("│running"))
+        },
         &mut seen,
     );
 

@@ -1,7 +1,7 @@
 //! Snapshots of every pane, the help and the confirmation dialog at 80x24 and 120x40, drawn
 //! from the sample story with a fixed clock (`insta`; review with `cargo insta review`).
 
-use crate::engine::event::{Event, JobState};
+use crate::engine::event::Event;
 use crate::tui::app::{App, Pane};
 use crate::tui::keymap::Action;
 use crate::tui::sample::{self, at, t0};
@@ -212,5 +212,4 @@ fn countdowns_move_with_the_clock() {
         now.contains("in 4m05s") && later.contains("in 3m00s"),
         "{later}"
     );
-    let _ = JobState::Queued;
 }

@@ -2,29 +2,55 @@
 //! process table, to prove nothing is left behind.
 #![allow(dead_code)] // each test file uses a different part
 
+use std::cell::RefCell;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Where tmux usually is; otherwise it is looked up on `PATH`.
 pub const TMUX: &str = "/usr/bin/tmux";
+
+/// The tmux binary, or `None` when it is not installed. In CI (`CI` set) a missing tmux is a
+/// failure, not a skip: `.ci/run` installs it.
+pub fn tmux_binary() -> Option<PathBuf> {
+    let found = std::iter::once(PathBuf::from(TMUX))
+        .chain(
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths)
+                .map(|dir| dir.join("tmux")),
+        )
+        .find(|p| p.is_file());
+    if found.is_none() && std::env::var_os("CI").is_some() {
+        panic!("tmux is not installed, and CI must run the tmux tests");
+    }
+    found
+}
 /// Generous: the machine is shared and the demo starts a simulator, an engine and workers.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 pub const POLL: Duration = Duration::from_millis(250);
 
-/// One tmux server for this test; dropping it kills the server and everything in it.
+/// One tmux server for this test; dropping it kills the server, and every process it saw the
+/// pane start, so a failing test leaves nothing behind either.
 pub struct Tmux {
+    binary: PathBuf,
     socket: String,
+    /// The pane's processes seen while polling.
+    seen: RefCell<Vec<Proc>>,
 }
 
 impl Tmux {
     /// A fresh tmux server with one session `demo` of the given size running `command`; the
     /// pane stays after the command exits, so its exit status can be read.
-    pub fn start(command: &str, width: u16, height: u16) -> Tmux {
+    pub fn start(binary: PathBuf, command: &str, width: u16, height: u16) -> Tmux {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let tmux = Tmux {
+            binary,
             socket: format!("megascaler-test-{}-{nanos}", std::process::id()),
+            seen: RefCell::new(Vec::new()),
         };
         let (w, h) = (width.to_string(), height.to_string());
         tmux.ok(&[
@@ -43,7 +69,7 @@ impl Tmux {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(TMUX)
+        Command::new(&self.binary)
             .args(["-L", &self.socket, "-f", "/dev/null"])
             .args(args)
             .output()
@@ -81,7 +107,9 @@ impl Tmux {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let screen = self.screen();
-            seen.extend(family(self.pane_pid()));
+            let family = family(self.pane_pid());
+            self.record(&family);
+            seen.extend(family);
             if pred(&screen) {
                 return;
             }
@@ -96,13 +124,42 @@ impl Tmux {
     pub fn pane_pid(&self) -> u32 {
         self.pane("#{pane_pid}").parse().unwrap_or(0)
     }
+
+    /// Records the pane's processes, for the checks and for the drop guard.
+    pub fn record(&self, procs: &[Proc]) {
+        self.seen.borrow_mut().extend_from_slice(procs);
+    }
+
+    fn pane_pid_quiet(&self) -> Option<u32> {
+        let out = self.run(&["display-message", "-p", "-t", "demo", "#{pane_pid}"]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new(TMUX)
+        let leader = self.pane_pid_quiet();
+        let _ = Command::new(&self.binary)
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        // A pane process that hangs in its shutdown, and workers in their own process groups,
+        // would outlive the server: kill every process group seen, if it still runs.
+        let mut procs = self.seen.borrow().clone();
+        if let Some(leader) = leader {
+            procs.extend(family(leader));
+        }
+        let own_group = nix::unistd::getpgrp().as_raw() as u32;
+        for p in procs
+            .iter()
+            .filter(|p| alive(p) && p.pgid > 1 && p.pgid != own_group)
+        {
+            let pgid = nix::unistd::Pid::from_raw(p.pgid as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
@@ -111,6 +168,7 @@ impl Drop for Tmux {
 pub struct Proc {
     pub pid: u32,
     pub ppid: u32,
+    pub pgid: u32,
     pub sid: u32,
     pub start: u64,
 }
@@ -127,6 +185,7 @@ pub fn proc_of(pid: u32) -> Option<Proc> {
     Some(Proc {
         pid,
         ppid: f.get(1)?.parse().ok()?,
+        pgid: f.get(2)?.parse().ok()?,
         sid: f.get(3)?.parse().ok()?,
         start: f.get(19)?.parse().ok()?,
     })

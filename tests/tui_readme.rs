@@ -21,7 +21,13 @@ fn first_code_block(markdown: &str) -> Option<String> {
 fn the_capture_is_a_whole_dashboard() {
     let capture = read("assets/dashboard.txt");
     assert!(capture.lines().count() >= 24, "a whole screen");
-    for pane in ["Jobs ─", "Output ─", "Decisions", "Tokens & budget", "? help"] {
+    for pane in [
+        "Jobs ─",
+        "Output ─",
+        "Decisions",
+        "Tokens & budget",
+        "? help",
+    ] {
         assert!(capture.contains(pane), "the capture shows {pane:?}");
     }
 }
@@ -36,7 +42,10 @@ fn the_dashboard_section_opens_with_the_capture_and_lists_every_key() {
         "the section's first block is assets/dashboard.txt"
     );
     let rows = keymap::markdown_rows();
-    assert!(section.contains(&rows), "the section lists the keys:\n{rows}");
+    assert!(
+        section.contains(&rows),
+        "the section lists the keys:\n{rows}"
+    );
 }
 
 #[test]

@@ -42,8 +42,8 @@ pub enum Command {
         /// Where to POST signed `workflow_job` webhooks.
         #[arg(long)]
         webhook_url: Option<String>,
-        /// HMAC secret for the webhooks.
-        #[arg(long)]
+        /// HMAC secret for the webhooks (prefer the environment variable: a flag shows in `ps`).
+        #[arg(long, env = "MEGASCALER_SIM_SECRET", hide_env_values = true)]
         secret: Option<String>,
     },
     /// Validate the config; print it resolved, with secrets redacted.
@@ -89,7 +89,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Makes this process non-dumpable, so workers (which run as the same user) can neither read
+/// `/proc/<pid>/environ` (where `MEGASCALER_PAT` may live) nor attach to megascaler's memory.
+fn protect_process_memory() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("megascaler: warning: cannot mark the process non-dumpable: {e}");
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Tui { .. } | Command::Demo
+    ) {
+        protect_process_memory();
+    }
     match cli.command {
         Command::CheckConfig { config } => Ok(match load_or_exit(&config) {
             Ok(c) => {

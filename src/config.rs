@@ -106,7 +106,9 @@ pub struct WorkerEntry {
     pub labels: Vec<String>,
     /// Program and arguments; `{target}` is replaced by the `allocate` command's output.
     pub args: Vec<String>,
-    /// Extra environment for the worker (after the allowlist).
+    /// Extra environment for the worker (after the allowlist). Values are printed as `***`
+    /// by `check-config`, because operators keep credentials for their worker scripts here.
+    #[serde(serialize_with = "redacted_values")]
     pub env: BTreeMap<String, String>,
     /// Optional command whose trimmed stdout becomes `{target}`.
     pub allocate: Vec<String>,
@@ -209,6 +211,18 @@ pub fn api_url_for(github_url: &Url) -> Url {
         base.push_str("/api/v3");
         Url::parse(&base).unwrap_or_else(|_| github_url.clone())
     }
+}
+
+fn redacted_values<S: serde::Serializer>(
+    env: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(env.len()))?;
+    for key in env.keys() {
+        map.serialize_entry(key, "***")?;
+    }
+    map.end()
 }
 
 mod humantime_serde_compat {
@@ -525,9 +539,14 @@ mod tests {
 
     #[test]
     fn redacted_yaml_hides_secrets() {
-        let c = parse("t", &format!("{MINIMAL}secret: hush\n"), &env()).unwrap();
+        let text = format!("{MINIMAL}  env: {{CLOUD_KEY: k3y}}\nsecret: hush\n");
+        let c = parse("t", &text, &env()).unwrap();
         let y = to_redacted_yaml(&c);
-        assert!(!y.contains("ghp_x") && !y.contains("hush"), "{y}");
+        assert!(
+            !y.contains("ghp_x") && !y.contains("hush") && !y.contains("k3y"),
+            "{y}"
+        );
+        assert!(y.contains("CLOUD_KEY"), "{y}");
         assert!(y.contains("***"));
     }
 

@@ -38,9 +38,8 @@ pub fn init(target: LogTarget, state_dir: Option<&Path>) -> anyhow::Result<Optio
         (LogTarget::StderrOnly, _) | (_, None) => (None, None),
         (_, Some(dir)) => {
             let logs = dir.join("logs");
-            std::fs::create_dir_all(&logs).map_err(|e| {
-                anyhow::anyhow!("cannot create log directory {}: {e}", logs.display())
-            })?;
+            create_private_dir(dir)?;
+            create_private_dir(&logs)?;
             let appender = tracing_appender::rolling::daily(&logs, "megascaler.log");
             let (writer, guard) = tracing_appender::non_blocking(appender);
             (
@@ -66,4 +65,30 @@ pub fn init(target: LogTarget, state_dir: Option<&Path>) -> anyhow::Result<Optio
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
     Ok(guard)
+}
+
+/// Creates a directory (and its parents) readable only by this user: logs and per-job output
+/// can hold job data that other users of a shared host must not read.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create directory {}: {e}", dir.display()))?;
+    } else if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            // Tighten only what we own; a directory shared on purpose keeps its mode and warns.
+            if std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700)).is_err()
+            {
+                eprintln!(
+                    "megascaler: warning: {} is readable by other users",
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -52,7 +52,7 @@ async fn run_service_job(
         "acquire starts the job"
     );
     let (vss_url, job_token) = vss(&job);
-    assert_eq!(vss_url, run_service);
+    assert!(vss_url.ends_with("/_services/run/"), "{vss_url}");
     let ids = json!({ "planId": job["plan"]["planId"], "jobId": job["jobId"] });
     let renew = c
         .call(
@@ -400,5 +400,85 @@ async fn injected_messages_are_delivered_on_both_channels() {
         StatusCode::ACCEPTED,
         "broker messages are consumed when delivered"
     );
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn broker_migration_in_the_session_answer() {
+    let (sim, c) = start(SimConfig {
+        broker: BrokerMode::SessionMigration,
+        ..fast()
+    })
+    .await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::RS256).await;
+    let v1 = c
+        .call(
+            Method::POST,
+            &r.url(SESSIONS, &[("poolId", "1")]),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(v1.status, StatusCode::OK);
+    let broker = v1.body["brokerMigrationMessage"]["brokerBaseUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job_id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    assert_eq!(
+        sim.job(job_id).unwrap().offered_to,
+        None,
+        "no job over the v1 session"
+    );
+    // Re-creating the session at the broker replaces the v1 one (no 409).
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{:?}", s.body);
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    let msg = poll(&c, &format!("{broker}message?sessionId={sid}"), &r.token).await;
+    run_service_job(&sim, &c, &broker, &r.token, &sid, &msg, job_id).await;
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn run_service_url_may_differ_from_the_vss_url() {
+    let cfg = SimConfig {
+        broker: BrokerMode::AgentProperties,
+        run_service_url_differs: true,
+        ..fast()
+    };
+    let (sim, c) = start(cfg).await;
+    let r = register_v1(&sim, &c, &["linux"], Algorithm::PS256).await;
+    let broker = r.agent["properties"]["ServerUrlV2"]["$value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("{broker}session"),
+            Scheme::Bearer(&r.token),
+            Some(json!({})),
+        )
+        .await;
+    let sid = s.body["sessionId"].as_str().unwrap().to_string();
+    let job_id = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let msg = poll(&c, &format!("{broker}message?sessionId={sid}"), &r.token).await;
+    // run_service_job acquires through run_service_url and renews/completes through the
+    // SystemVssConnection.url, as actions/runner does.
+    run_service_job(&sim, &c, &broker, &r.token, &sid, &msg, job_id).await;
+    let counters = sim.counters();
+    assert_eq!(
+        counters.get(endpoint::RUN_VIA_MESSAGE_URL),
+        1,
+        "only acquirejob went to the message's URL"
+    );
+    assert_eq!(counters.get(endpoint::COMPLETE_JOB), 1);
     sim.shutdown();
 }

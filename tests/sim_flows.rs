@@ -411,7 +411,10 @@ async fn issues_logs_and_assertion_algorithm_are_recorded() {
         .post(r.url("46f5667d-263a-4684-91b1-dff7fdcf64e2", &with_id))
         .header("User-Agent", UA)
         .bearer_auth(&job_token)
-        .header("Content-Type", "application/octet-stream")
+        .header(
+            "Content-Type",
+            "application/octet-stream; api-version=5.1-preview.1",
+        )
         .body("line one\nline two\n")
         .send()
         .await

@@ -241,6 +241,21 @@ async fn runs_jobs_cancel_and_rerun() {
         )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let calls = sim.counters().pat_calls;
+    assert!(
+        missing.headers.contains_key("x-ratelimit-remaining"),
+        "errors count against the budget too"
+    );
+    let again = c
+        .call(
+            Method::GET,
+            &format!("{api}/jobs/1"),
+            Scheme::Bearer(sim.pat()),
+            None,
+        )
+        .await;
+    assert_eq!(remaining(&again) + 1, remaining(&missing));
+    assert_eq!(sim.counters().pat_calls, calls + 1);
     sim.shutdown();
 }
 
@@ -325,5 +340,56 @@ async fn runners_list_and_delete() {
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
     assert_eq!(sim.runners().len(), 1);
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn latest_lists_every_job_of_the_newest_attempt() {
+    let (sim, c) = start(fast()).await;
+    let a = sim.queue_job(JobSpec::new(REPO, &["linux"]));
+    let run = sim.job(a).unwrap().run_id;
+    let b = sim.queue_job(JobSpec {
+        run_id: Some(run),
+        ..JobSpec::new(REPO, &["linux"])
+    });
+    let url = format!(
+        "{}api/v3/repos/{REPO}/actions/runs/{run}/jobs?filter=latest",
+        sim.base_url()
+    );
+    let ids = |body: &serde_json::Value| -> Vec<u64> {
+        body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_u64().unwrap())
+            .collect()
+    };
+    // Two jobs of one name in one attempt (a matrix) are both listed.
+    let jobs = c
+        .call(Method::GET, &url, Scheme::Bearer(sim.pat()), None)
+        .await
+        .body;
+    assert_eq!(ids(&jobs), vec![a, b]);
+    sim.cancel_run(run);
+    let rerun = sim.rerun_job(a).unwrap();
+    let jobs = c
+        .call(Method::GET, &url, Scheme::Bearer(sim.pat()), None)
+        .await
+        .body;
+    assert_eq!(
+        ids(&jobs),
+        vec![rerun],
+        "the re-run attempt replaces that name's jobs"
+    );
+    let all = c
+        .call(
+            Method::GET,
+            &url.replace("latest", "all"),
+            Scheme::Bearer(sim.pat()),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(all["total_count"], json!(3));
     sim.shutdown();
 }

@@ -39,9 +39,9 @@ async fn standalone_sim_queues_jobs_seen_by_rest_and_webhooks() {
             "127.0.0.1:0",
             "--webhook-url",
             &hook_url,
-            "--secret",
-            SECRET,
         ])
+        // The secret through the environment: a flag would show in `ps`.
+        .env("MEGASCALER_SIM_SECRET", SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

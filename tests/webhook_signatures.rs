@@ -22,7 +22,11 @@ struct Listener {
 }
 
 async fn start(secret: Option<&str>) -> Listener {
-    let (tx, rx) = mpsc::channel(100);
+    start_with_capacity(secret, 100).await
+}
+
+async fn start_with_capacity(secret: Option<&str>, capacity: usize) -> Listener {
+    let (tx, rx) = mpsc::channel(capacity);
     let counters = Arc::new(IntakeCounters::default());
     let state = Arc::new(ListenerState {
         secret: secret.map(Secret::new),
@@ -295,4 +299,34 @@ fn every_signature_vector_verifies() {
         n += 1;
     }
     assert!(n >= 2);
+}
+
+#[tokio::test]
+async fn a_delivery_refused_as_busy_can_be_redelivered_and_long_ids_are_refused() {
+    let secret = "s3cret";
+    let mut l = start_with_capacity(Some(secret), 1).await;
+    let body = std::fs::read(format!("{DIR}workflow_job.05.queued.json")).unwrap();
+    let sig = sign(secret.as_bytes(), &body);
+    assert_eq!(
+        post(&l.url, "workflow_job", "a", Some(&sig), body.clone(), false).await,
+        202
+    );
+    // The engine's queue is full: refused, not recorded.
+    assert_eq!(
+        post(&l.url, "workflow_job", "b", Some(&sig), body.clone(), false).await,
+        503
+    );
+    assert!(l.inputs.recv().await.is_some());
+    // GitHub's redelivery reuses the id: it is accepted now, not taken for a duplicate.
+    assert_eq!(
+        post(&l.url, "workflow_job", "b", Some(&sig), body.clone(), false).await,
+        202
+    );
+    assert!(l.inputs.recv().await.is_some());
+    let long = "x".repeat(65);
+    assert_eq!(
+        post(&l.url, "workflow_job", &long, Some(&sig), body, false).await,
+        400
+    );
+    l.stop.cancel();
 }

@@ -325,3 +325,29 @@ async fn full_consumer_channel_counts_dropped_lines() {
     let log = std::fs::read_to_string(dir.path().join("jobs/7.log")).unwrap();
     assert!(log.contains("line 1999"), "the log file is the record");
 }
+
+#[tokio::test]
+async fn a_newline_free_flood_is_split_into_bounded_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = script(
+        dir.path(),
+        "w.sh",
+        "head -c 200000 /dev/zero | tr '\\0' 'a'\necho\necho done",
+    );
+    let mut run = start(dir.path(), entry(vec![w]), "{}");
+    assert_eq!(outcome(&mut run).await, WorkerOutcome::Reported);
+    let mut longest = 0;
+    let mut pieces = 0;
+    while let Ok(ev) = run.events.try_recv() {
+        if let Event::WorkerOutput { lines, .. } = ev {
+            for l in lines {
+                longest = longest.max(l.text.len());
+                pieces += usize::from(l.text.ends_with(" …"));
+            }
+        }
+    }
+    assert!(longest <= 64 * 1024 + " …".len(), "{longest}");
+    assert_eq!(pieces, 3, "200 000 bytes make three full pieces and a tail");
+    let log = std::fs::read_to_string(&run.log).unwrap();
+    assert!(log.contains("done"));
+}

@@ -5,7 +5,7 @@
 # Image: $MEGASCALER_DOCKER_IMAGE (default ghcr.io/christopherhx/github-act-runner:latest); extra
 # `docker run` options in $MEGASCALER_DOCKER_OPTS (e.g. "--cpus 4 --memory 8g"). Prints the
 # container id; megascaler puts it in {target}. Expects: a docker daemon reachable as the user
-# megascaler runs as (DOCKER_HOST is passed through), and an image with the worker and `sleep`.
+# megascaler runs as (set DOCKER_HOST in the entry's `env:` for a remote daemon), and an image with the worker and `sleep`.
 set -eu
 image="${MEGASCALER_DOCKER_IMAGE:-ghcr.io/christopherhx/github-act-runner:latest}"
 # shellcheck disable=SC2086

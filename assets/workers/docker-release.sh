@@ -4,4 +4,4 @@
 # Usage (config):  release: [assets/workers/docker-release.sh, "{target}"]
 set -eu
 [ -n "${1:-}" ] || exit 0
-docker rm -f "$1" >/dev/null
+docker rm -f -- "$1" >/dev/null

@@ -7,4 +7,4 @@
 set -eu
 [ "$#" -eq 1 ] || { echo "usage: docker-worker.sh CONTAINER" >&2; exit 2; }
 # shellcheck disable=SC2086
-exec docker exec -i "$1" ${MEGASCALER_DOCKER_WORKER:-github-act-runner worker}
+exec docker exec -i -- "$1" ${MEGASCALER_DOCKER_WORKER:-github-act-runner worker}

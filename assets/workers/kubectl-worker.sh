@@ -6,7 +6,7 @@
 # to the pod, and the pod is deleted when the worker exits. Image: $MEGASCALER_K8S_IMAGE (default
 # ghcr.io/christopherhx/github-act-runner:latest); namespace: $MEGASCALER_K8S_NAMESPACE (default
 # the context's); extra `kubectl run` options in $MEGASCALER_K8S_OPTS (e.g. resource overrides).
-# Expects: kubectl on PATH with a context allowed to create pods (KUBECONFIG is passed through),
+# Expects: kubectl on PATH with a context allowed to create pods (set KUBECONFIG in the entry's `env:`; megascaler does not pass it on by default),
 # and the worker as the image's command `github-act-runner worker` (or $MEGASCALER_K8S_WORKER).
 set -eu
 ns="${MEGASCALER_K8S_NAMESPACE:+--namespace=$MEGASCALER_K8S_NAMESPACE}"

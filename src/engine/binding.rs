@@ -21,6 +21,8 @@ pub struct Candidate<'a> {
     pub runner_name: Option<&'a str>,
     /// Another of our runners already received this job.
     pub bound_elsewhere: bool,
+    /// The runner's labels cover the job's (GitHub never gives a runner any other job).
+    pub fits: bool,
 }
 
 /// The answer.
@@ -62,6 +64,7 @@ pub fn identify(identity: &JobIdentity, runner: &str, candidates: &[Candidate]) 
                     && c.run_attempt == attempt
                     && c.name == identity.job_display_name
                     && !c.bound_elsewhere
+                    && c.fits
                     && identity
                         .repository
                         .as_deref()
@@ -115,6 +118,7 @@ mod tests {
             name,
             runner_name: runner,
             bound_elsewhere: false,
+            fits: true,
         }
     }
 
@@ -172,6 +176,16 @@ mod tests {
             Identification::Unknown { why } if why.contains("2 jobs")
         ));
         c[0].bound_elsewhere = true;
+        assert!(matches!(
+            identify(&ident(None, "a"), "r", &c),
+            Identification::Job { id: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn a_job_the_runner_could_not_have_received_is_not_a_candidate() {
+        let mut c = vec![cand(1, "a", None), cand(2, "a", None)];
+        c[0].fits = false;
         assert!(matches!(
             identify(&ident(None, "a"), "r", &c),
             Identification::Job { id: 2, .. }

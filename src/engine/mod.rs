@@ -81,7 +81,9 @@ pub async fn start(config: Config, options: EngineOptions) -> anyhow::Result<Eng
         .state_dir
         .clone()
         .unwrap_or_else(|| config.state_dir.clone());
-    std::fs::create_dir_all(state_dir.join("jobs"))
+    // Job logs hold raw worker output: only megascaler's user may read them.
+    crate::logging::create_private_dir(&state_dir)?;
+    crate::logging::create_private_dir(&state_dir.join("jobs"))
         .with_context(|| format!("cannot create {}", state_dir.join("jobs").display()))?;
     let (events_tx, events_rx) = mpsc::channel(options.event_capacity.unwrap_or(4096));
     let (commands_tx, commands_rx) = mpsc::channel(64);

@@ -89,8 +89,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
             2 => {}
             _ => {
+                let killed = crate::engine::supervisor::kill_all_now();
                 tracing::warn!(
-                    "second signal: exiting now; running workers and runners are abandoned"
+                    "second signal: exiting now; {killed} worker process group(s) killed, their jobs and runners abandoned (GitHub times them out)"
                 );
                 std::process::exit(130);
             }

@@ -20,7 +20,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -40,8 +40,9 @@ impl Default for Escalation {
     }
 }
 
-/// Everything one worker needs.
-#[derive(Debug, Clone)]
+/// Everything one worker needs. `Debug` leaves out the message (it holds the job token) and the
+/// environment's values.
+#[derive(Clone)]
 pub struct WorkerSpec {
     pub job: JobId,
     pub entry: WorkerEntry,
@@ -50,6 +51,22 @@ pub struct WorkerSpec {
     pub env: Vec<(String, String)>,
     pub log_path: PathBuf,
     pub escalation: Escalation,
+}
+
+impl std::fmt::Debug for WorkerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSpec")
+            .field("job", &self.job)
+            .field("entry", &self.entry)
+            .field("message", &format_args!("<{} bytes>", self.message.len()))
+            .field(
+                "env",
+                &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
+            .field("log_path", &self.log_path)
+            .field("escalation", &self.escalation)
+            .finish()
+    }
 }
 
 /// Orders for a running worker.
@@ -78,6 +95,30 @@ impl OutputSink {
         {
             let total = self.dropped.fetch_add(n, Ordering::Relaxed) + n;
             let _ = self.events.try_send(Event::OutputDropped { total });
+        }
+    }
+}
+
+/// Process groups of the workers running in this process, so an immediate exit (a second
+/// SIGINT/SIGTERM) can end them instead of leaving jobs running without a runner.
+static LIVE_GROUPS: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// SIGKILLs every worker process group still running; for an exit that cannot wait.
+pub fn kill_all_now() -> usize {
+    let groups = LIVE_GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for g in &groups {
+        signal_group(Some(*g), Signal::SIGKILL);
+    }
+    groups.len()
+}
+
+fn track(pgid: Option<i32>, live: bool) {
+    if let (Some(g), Ok(mut set)) = (pgid, LIVE_GROUPS.lock()) {
+        if live {
+            set.insert(g);
+        } else {
+            set.remove(&g);
         }
     }
 }
@@ -117,6 +158,7 @@ impl Log {
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .await;
         if let Err(e) = &file {
@@ -160,13 +202,16 @@ async fn run_helper(
     if !output.status.success() {
         let last: Vec<&str> = stderr.lines().rev().take(5).collect();
         return Err(format!(
-            "{kind} command `{program}` failed ({}): {}",
+            "{kind} command `{program}` failed ({}); last output:\n{}",
             output.status,
-            last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            last.into_iter().rev().collect::<Vec<_>>().join("\n")
         ));
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
+
+/// Longest line kept whole; longer ones are split (a newline-free stream must not exhaust memory).
+pub const MAX_LINE_BYTES: u64 = 64 * 1024;
 
 fn read_lines<R: AsyncRead + Unpin + Send + 'static>(
     r: R,
@@ -178,12 +223,20 @@ fn read_lines<R: AsyncRead + Unpin + Send + 'static>(
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
+            match (&mut reader)
+                .take(MAX_LINE_BYTES)
+                .read_until(b'\n', &mut buf)
+                .await
+            {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf)
+                    let cut = buf.last() != Some(&b'\n') && buf.len() as u64 == MAX_LINE_BYTES;
+                    let mut text = String::from_utf8_lossy(&buf)
                         .trim_end_matches(['\n', '\r'])
                         .to_string();
+                    if cut {
+                        text.push_str(" …");
+                    }
                     if tx.send(OutputLine { stream, text }).await.is_err() {
                         break;
                     }
@@ -222,6 +275,15 @@ async fn run(
             }
         }
     };
+    if spec.message.len() > frames::MAX_BODY as usize {
+        let reason = format!(
+            "the job message is {} bytes, over the {} byte frame limit; the worker was not started",
+            spec.message.len(),
+            frames::MAX_BODY
+        );
+        log.line("[megascaler] ", &reason).await;
+        return WorkerOutcome::Failed { reason };
+    }
     let argv = substitute(&spec.entry.args, &target);
     let outcome = run_worker(&spec, &argv, &mut control, inputs, sink, &mut log).await;
     if !spec.entry.release.is_empty() {
@@ -279,6 +341,7 @@ async fn run_worker(
     };
     let pid = child.id();
     let pgid = pid.and_then(|p| i32::try_from(p).ok());
+    track(pgid, true);
     let _ = inputs
         .send(Input::WorkerStarted {
             job,
@@ -379,6 +442,7 @@ async fn run_worker(
     drop(frames_tx);
     // Whatever is left of the group (daemonised children) ends with the worker.
     signal_group(pgid, Signal::SIGKILL);
+    track(pgid, false);
     let success = status.is_some_and(|s| s.success());
     let status = status.map(|s| s.to_string()).unwrap_or_default();
     let last = tail

@@ -101,10 +101,13 @@ pub struct GitHubClient {
     retry: RestRetry,
 }
 
-/// The reqwest client every megascaler HTTP call uses: our User-Agent, sane timeouts.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
+/// The reqwest client every megascaler HTTP call uses: our User-Agent, sane timeouts, and
+/// HTTPS only unless GitHub itself is configured over plain HTTP (the simulator), so a URL a
+/// service hands us can never make us send a token in clear.
+pub fn http_client(timeout: Duration, github_url: &Url) -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(crate::USER_AGENT)
+        .https_only(github_url.scheme() == "https")
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
         .build()
@@ -116,7 +119,7 @@ impl GitHubClient {
     /// with [`api_url_for`].
     pub fn new(github_url: &Url, pat: Secret) -> Self {
         GitHubClient {
-            http: http_client(Duration::from_secs(60)),
+            http: http_client(Duration::from_secs(60), github_url),
             api: api_url_for(github_url),
             pat,
             budget: Arc::new(BudgetTracker::default()),
@@ -231,12 +234,18 @@ impl GitHubClient {
                 tokio::time::sleep(jitter(self.retry.server_error_delay)).await;
                 continue;
             }
-            let text = resp.text().await.unwrap_or_default();
+            let text =
+                crate::protocol::redact::read_capped(resp, crate::protocol::redact::MAX_SMALL_BODY)
+                    .await
+                    .unwrap_or_default();
             return Err(GitHubError::Status {
                 status: status.as_u16(),
                 method: method.to_string(),
                 path: path.to_string(),
-                message: error_message(&text),
+                message: crate::protocol::redact::redact(
+                    &error_message(&text),
+                    &[self.pat.expose()],
+                ),
             });
         }
     }
@@ -400,19 +409,22 @@ async fn decode<T: serde::de::DeserializeOwned>(
     path: &str,
     resp: reqwest::Response,
 ) -> Result<T, GitHubError> {
-    let bytes = resp.bytes().await.map_err(|e| GitHubError::Transport {
-        path: path.to_string(),
-        message: crate::protocol::http::describe_reqwest(&e),
-    })?;
+    let bytes =
+        crate::protocol::redact::read_capped(resp, crate::protocol::redact::MAX_MESSAGE_BODY)
+            .await
+            .map_err(|message| GitHubError::Transport {
+                path: path.to_string(),
+                message,
+            })?;
     serde_json::from_slice(&bytes).map_err(|e| GitHubError::Decode {
         path: path.to_string(),
-        message: e.to_string(),
+        message: crate::protocol::redact::json_error(&e),
     })
 }
 
 /// GitHub's `{"message": …}`, shortened; never the raw body (it could echo a header).
-fn error_message(body: &str) -> String {
-    let msg = serde_json::from_str::<serde_json::Value>(body)
+fn error_message(body: &[u8]) -> String {
+    let msg = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| {
             v.get("message")

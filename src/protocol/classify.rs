@@ -84,6 +84,28 @@ pub fn poll_backoff(base: Duration, consecutive: u32) -> Duration {
     base.mul_f64(factor)
 }
 
+/// Records an empty poll at `now`; true when more than `limit` fell within `window`, i.e. the
+/// runner should pause (AR's empty-poll guard). The record is cleared when it fires.
+pub fn empty_poll_guard(
+    polls: &mut std::collections::VecDeque<std::time::Instant>,
+    now: std::time::Instant,
+    window: Duration,
+    limit: u32,
+) -> bool {
+    polls.push_back(now);
+    while polls
+        .front()
+        .is_some_and(|at| now.duration_since(*at) > window)
+    {
+        polls.pop_front();
+    }
+    if polls.len() > limit as usize {
+        polls.clear();
+        return true;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +183,28 @@ mod tests {
             assert!(first >= b && first < b * 2);
             let later = poll_backoff(b, 6);
             assert!(later >= b * 2 && later < b * 4);
+        }
+    }
+
+    #[test]
+    fn empty_poll_guard_fires_on_many_quick_empties_only() {
+        use std::time::Instant;
+        let mut q = std::collections::VecDeque::new();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(60);
+        for i in 0..3 {
+            assert!(!empty_poll_guard(&mut q, t0 + Duration::from_secs(i), w, 3));
+        }
+        assert!(empty_poll_guard(&mut q, t0 + Duration::from_secs(3), w, 3));
+        assert!(q.is_empty());
+        // Spread out over more than the window: never fires.
+        for i in 0..10 {
+            assert!(!empty_poll_guard(
+                &mut q,
+                t0 + Duration::from_secs(100 + 61 * i),
+                w,
+                3
+            ));
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct Tunables {
     pub conflict_window: Duration,
     /// Base poll-error back-off: jittered base–2×base for 5 errors, then 2×–4× (E14).
     pub poll_error_backoff: Duration,
+    /// More than this many empty polls within `empty_poll_window` ⇒ pause one back-off (AR).
+    pub empty_poll_limit: u32,
+    pub empty_poll_window: Duration,
     /// Recreate the session when no poll succeeded for this long (E15).
     pub session_stale: Duration,
     /// Job lock renewal cadence.
@@ -75,6 +78,8 @@ impl Default for Tunables {
             session_retry: Duration::from_secs(30),
             conflict_window: Duration::from_secs(240),
             poll_error_backoff: Duration::from_secs(15),
+            empty_poll_limit: 50,
+            empty_poll_window: Duration::from_secs(1800),
             session_stale: Duration::from_secs(300),
             renew_interval: Duration::from_secs(60),
             renew_retry: Duration::from_secs(5),
@@ -179,12 +184,10 @@ impl RunnerFleet {
         let t = settings.tunables;
         let rest =
             GitHubClient::new(&settings.github_url, settings.pat).with_retry(t.rest_retry.clone());
-        let http = reqwest::Client::builder()
-            .user_agent(crate::USER_AGENT)
-            .timeout(Duration::from_secs(60).max(t.poll_timeout + Duration::from_secs(5)))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::github::http_client(
+            Duration::from_secs(60).max(t.poll_timeout + Duration::from_secs(5)),
+            &settings.github_url,
+        );
         let keys = KeyPool::new(t.keypool_size);
         keys.start();
         RunnerFleet {

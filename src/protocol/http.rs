@@ -185,19 +185,32 @@ pub async fn execute(http: &reqwest::Client, call: Call<'_>) -> Result<Option<By
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = resp.bytes().await.map_err(|e| CallError::Transport {
-        what: call.what.to_string(),
-        message: describe_reqwest(&e),
-    })?;
+    let cap = if status.is_success() {
+        super::redact::MAX_MESSAGE_BODY
+    } else {
+        super::redact::MAX_SMALL_BODY
+    };
+    let body = super::redact::read_capped(resp, cap)
+        .await
+        .map_err(|message| CallError::Transport {
+            what: call.what.to_string(),
+            message,
+        })?;
     if status.is_success() {
         if status.as_u16() == 204 || body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
         return Ok(Some(body));
     }
+    let mut error = parse_error_body(status.as_u16(), &body, retry_after);
+    let presented = match call.auth {
+        Auth::Bearer(t) | Auth::RemoteAuth(t) => t.expose(),
+        Auth::None => "",
+    };
+    error.message = super::redact::redact(&error.message, &[presented]);
     Err(CallError::Service {
         what: call.what.to_string(),
-        error: Box::new(parse_error_body(status.as_u16(), &body, retry_after)),
+        error: Box::new(error),
     })
 }
 
@@ -213,7 +226,8 @@ pub fn parse_error_body(status: u16, body: &[u8], retry_after: Option<Duration>)
     let message = s("message")
         .or_else(|| s("errorMessage"))
         .or_else(|| s("error_description"))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let message = super::redact::redact(&message, &[])
         .chars()
         .take(200)
         .collect();
@@ -231,7 +245,7 @@ pub fn parse_error_body(status: u16, body: &[u8], retry_after: Option<Duration>)
 pub fn decode<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, CallError> {
     serde_json::from_slice(body).map_err(|e| CallError::Decode {
         what: what.to_string(),
-        message: e.to_string(),
+        message: super::redact::json_error(&e),
     })
 }
 

@@ -89,7 +89,7 @@ pub fn parse_job_info(
             .and_then(Value::as_u64)
             .unwrap_or(0),
         timeline_id: get_ci(&v, "timeline").and_then(|t| s(t, "id")),
-        locked_until: s(&v, "lockedUntil").and_then(|t| t.parse::<DateTime<Utc>>().ok()),
+        locked_until: s(&v, "lockedUntil").and_then(|t| sane_time(&t)),
         job_token,
         system_vss_url: endpoint.and_then(|e| s(e, "url")),
         run_service_url: reference.and_then(|r| r.run_service_url.clone()),
@@ -146,7 +146,13 @@ pub fn run_service_base(info: &JobInfo) -> Option<&str> {
 
 fn locked_until(body: Option<bytes::Bytes>) -> Option<DateTime<Utc>> {
     let v: Value = serde_json::from_slice(&body?).ok()?;
-    s(&v, "lockedUntil")?.parse().ok()
+    sane_time(&s(&v, "lockedUntil")?)
+}
+
+/// A server time, clamped to at most a day from now so later arithmetic cannot overflow.
+fn sane_time(text: &str) -> Option<DateTime<Utc>> {
+    let t = text.parse::<DateTime<Utc>>().ok()?;
+    Some(t.min(Utc::now() + chrono::Duration::days(1)))
 }
 
 /// Renews the lock with the right token for the flow (spec §5.4).

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
-/// A message as polled (before decryption).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// A message as polled (before decryption). Its `Debug` omits the body, which can hold a job
+/// token.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RawMessage {
     #[serde(default)]
@@ -22,6 +23,17 @@ pub struct RawMessage {
     pub iv: Option<String>,
     #[serde(default)]
     pub body: String,
+}
+
+impl std::fmt::Debug for RawMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawMessage")
+            .field("message_id", &self.message_id)
+            .field("message_type", &self.message_type)
+            .field("encrypted", &self.iv.is_some())
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish()
+    }
 }
 
 /// A `RunnerJobRequest` reference (broker / run service).
@@ -37,7 +49,7 @@ pub struct JobReference {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     /// `PipelineAgentJobRequest`: the job message itself.
-    InlineJob(String),
+    InlineJob(JobText),
     /// `RunnerJobRequest`: acquire the job from the run service.
     JobReference(JobReference),
     /// `JobCancellation` for the job with this orchestration id.
@@ -51,6 +63,16 @@ pub enum Message {
     ForceTokenRefresh,
     /// Anything else (self-update requests, config refreshes, unknown types): ack and ignore.
     Other(String),
+}
+
+/// A job message's text; its `Debug` shows only the length (the text holds the job token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct JobText(pub String);
+
+impl std::fmt::Debug for JobText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JobText(<{} bytes>)", self.0.len())
+    }
 }
 
 /// A message body that is not what its type promises.
@@ -78,7 +100,7 @@ pub fn parse(message_type: &str, body: &str) -> Result<Message, MessageError> {
     Ok(match t.as_str() {
         "pipelineagentjobrequest" => {
             json()?;
-            Message::InlineJob(body.to_string())
+            Message::InlineJob(JobText(body.to_string()))
         }
         "runnerjobrequest" => {
             let v = json()?;
@@ -115,6 +137,9 @@ pub fn parse(message_type: &str, body: &str) -> Result<Message, MessageError> {
     })
 }
 
+/// The longest cancellation timeout taken from a message.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 /// A .NET TimeSpan text `[-][d.]hh:mm:ss[.fffffff]`.
 pub fn parse_timespan(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -133,10 +158,13 @@ pub fn parse_timespan(s: &str) -> Option<Duration> {
         return None;
     }
     let secs: f64 = sec_text.parse().ok()?;
-    if !(0.0..60.0).contains(&secs) {
+    if !(0.0..60.0).contains(&secs) || h >= 24 || m >= 60 {
         return None;
     }
-    Some(Duration::from_secs(days * 86_400 + h * 3600 + m * 60) + Duration::from_secs_f64(secs))
+    let whole = days.checked_mul(86_400)?.checked_add(h * 3600 + m * 60)?;
+    // Capped: a server-chosen timeout becomes a grace period; a day is plenty.
+    let total = Duration::from_secs(whole).checked_add(Duration::from_secs_f64(secs))?;
+    Some(total.min(MAX_TIMEOUT))
 }
 
 /// What the runner does with a message, decided before any acknowledgement.
@@ -186,8 +214,13 @@ mod tests {
     fn timespans() {
         assert_eq!(parse_timespan("00:05:00"), Some(Duration::from_secs(300)));
         assert_eq!(
+            parse_timespan("0.02:00:01"),
+            Some(Duration::from_secs(7_201))
+        );
+        assert_eq!(
             parse_timespan("1.02:00:01"),
-            Some(Duration::from_secs(93_601))
+            Some(MAX_TIMEOUT),
+            "capped at a day"
         );
         assert_eq!(
             parse_timespan("00:00:01.5"),
@@ -195,6 +228,8 @@ mod tests {
         );
         assert_eq!(parse_timespan("nonsense"), None);
         assert_eq!(parse_timespan("00:00:99"), None);
+        assert_eq!(parse_timespan("99999999999999999.00:00:00"), None);
+        assert_eq!(parse_timespan("400.00:00:00"), Some(MAX_TIMEOUT));
     }
 
     #[test]
@@ -219,7 +254,8 @@ mod tests {
 
     #[test]
     fn a_second_job_is_never_taken_or_acked() {
-        let job = Message::InlineJob("{}".into());
+        let job = Message::InlineJob(JobText("{}".into()));
+        assert_eq!(format!("{job:?}"), "InlineJob(JobText(<2 bytes>))");
         assert_eq!(decide(&job, None), Decision::TakeJob);
         assert_eq!(decide(&job, Some("j1")), Decision::LeaveForAnotherRunner);
         let cancel = Message::Cancellation {

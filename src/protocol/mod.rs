@@ -19,6 +19,7 @@ pub mod location;
 pub mod messages;
 pub mod oauth;
 pub mod rawjson;
+pub mod redact;
 pub mod registrar;
 pub mod registration;
 pub mod renewal;

@@ -39,6 +39,14 @@ struct Cached {
     refresh_at: DateTime<Utc>,
 }
 
+/// How long a new access token is used before it is refreshed: `expires_in` − margin, but at
+/// least half the lifetime (a short-lived token is still used), with `expires_in` clamped to a
+/// day so server-chosen values cannot overflow date arithmetic.
+pub fn refresh_after(expires_in: Option<u64>, margin: Duration) -> Duration {
+    let lifetime = Duration::from_secs(expires_in.unwrap_or(3600).clamp(1, 86_400));
+    lifetime.saturating_sub(margin).max(lifetime / 2)
+}
+
 /// One runner's OAuth client. Cheap to share behind an `Arc`.
 pub struct OAuthClient {
     http: reqwest::Client,
@@ -163,35 +171,58 @@ impl OAuthClient {
                 message: http::describe_reqwest(&e),
             })?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| CallError::Transport {
-            what: "oauth token".into(),
-            message: http::describe_reqwest(&e),
-        })?;
+        let bytes = super::redact::read_capped(resp, super::redact::MAX_SMALL_BODY)
+            .await
+            .map_err(|message| CallError::Transport {
+                what: "oauth token".into(),
+                message,
+            })?;
         if (200..300).contains(&status) {
             let t: TokenResponse = http::decode("oauth token", &bytes)?;
-            let lifetime = Duration::from_secs(t.expires_in.unwrap_or(3600));
-            // Refresh at expires_in − margin, but never sooner than half the lifetime.
-            let keep = lifetime.saturating_sub(self.margin).max(lifetime / 2);
+            let keep = refresh_after(t.expires_in, self.margin);
             let token = Secret::new(t.access_token);
             *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
                 token: token.clone(),
-                refresh_at: Utc::now() + chrono::Duration::from_std(keep).unwrap_or_default(),
+                refresh_at: Utc::now()
+                    .checked_add_signed(chrono::Duration::from_std(keep).unwrap_or_default())
+                    .unwrap_or_else(Utc::now),
             });
             return Ok(token);
         }
-        let err = http::parse_error_body(status, &bytes, None);
+        let mut err = http::parse_error_body(status, &bytes, None);
+        err.message = super::redact::redact(&err.message, &[assertion.expose()]);
+        // Checked first: a skewed clock makes the assertion look invalid (`invalid_client`),
+        // but the runner is not gone (E7; the service says so only in the description).
+        if err.message.contains("Current server time is") {
+            return Err(OAuthError::ClockSkew);
+        }
         if err.oauth_is("invalid_client") {
             return Err(OAuthError::RunnerGone("invalid_client".into()));
         }
         if err.oauth_is("invalid_grant") {
             return Err(OAuthError::RunnerGone("invalid_grant".into()));
         }
-        if err.message.contains("Current server time is") {
-            return Err(OAuthError::ClockSkew);
-        }
         Err(OAuthError::Call(CallError::Service {
             what: "oauth token".into(),
             error: Box::new(err),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshed_before_expiry() {
+        let m = Duration::from_secs(60);
+        assert_eq!(refresh_after(Some(3600), m), Duration::from_secs(3540));
+        assert_eq!(refresh_after(Some(100), m), Duration::from_secs(50));
+        assert_eq!(refresh_after(None, m), Duration::from_secs(3540));
+        assert_eq!(
+            refresh_after(Some(u64::MAX), m),
+            Duration::from_secs(86_340)
+        );
+        assert_eq!(refresh_after(Some(0), m), Duration::from_millis(500));
     }
 }

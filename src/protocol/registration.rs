@@ -89,7 +89,8 @@ pub async fn runner_registration(
     }
     Ok(TenantAuth {
         expires_at: jwt_expiry(&raw.token),
-        tenant_url: raw.url,
+        // Normalised without the trailing slash: it keys the location and pool caches.
+        tenant_url: raw.url.trim_end_matches('/').to_string(),
         jwt: Secret::new(raw.token),
         use_v2_flow: raw.use_v2_flow,
     })

@@ -112,8 +112,9 @@ impl Renewer {
                 Err(e) => {
                     errors += 1;
                     let lock = locked_until.unwrap_or(last_ok + chrono::Duration::minutes(10));
-                    let deadline =
-                        lock + chrono::Duration::from_std(t.renew_grace).unwrap_or_default();
+                    // A server-chosen lockedUntil may be absurd; never let it overflow.
+                    let grace = chrono::Duration::from_std(t.renew_grace).unwrap_or_default();
+                    let deadline = lock.checked_add_signed(grace).unwrap_or(lock);
                     if Utc::now() >= deadline {
                         let _ = events
                             .send(RenewEvent::Lost(format!(

@@ -70,15 +70,20 @@ pub(super) struct Runner {
     pub listener: Listener,
     pub migrated_session: bool,
     pub session: Option<Session>,
+    pub stale_session: Option<Session>,
     pub last_message_id: Option<u64>,
     pub events: mpsc::Sender<RunnerEnvelope>,
     pub commands: mpsc::Receiver<RunnerCommand>,
     pub job: Option<ActiveJob>,
     pub stop_requested: bool,
+    /// False once the dispatcher dropped its end: nothing more to read.
+    pub commands_open: bool,
     pub listening: bool,
     pub announced: bool,
     pub next_delay: Duration,
     pub poll_errors: u32,
+    /// When recent polls came back empty (the empty-poll guard).
+    pub empty_polls: std::collections::VecDeque<Instant>,
     pub last_ok_poll: Instant,
     pub conflict_since: Option<Instant>,
     pub skew_since: Option<Instant>,
@@ -210,15 +215,18 @@ async fn setup(
         listener,
         migrated_session: false,
         session: None,
+        stale_session: None,
         last_message_id: None,
         events,
         commands,
         job: None,
         stop_requested: false,
+        commands_open: true,
         listening: true,
         announced: false,
         next_delay: Duration::ZERO,
         poll_errors: 0,
+        empty_polls: std::collections::VecDeque::new(),
         last_ok_poll: Instant::now(),
         conflict_since: None,
         skew_since: None,
@@ -270,7 +278,7 @@ impl Runner {
                 });
             }
             let step = tokio::select! {
-                cmd = self.commands.recv() => self.on_command(cmd).await,
+                cmd = self.commands.recv(), if self.commands_open => self.on_command(cmd).await,
                 ev = next_renew(&mut self.job) => { self.on_renew(ev).await; Step::Continue }
                 a = run_activity(&mut act) => {
                     act = None;
@@ -291,7 +299,8 @@ impl Runner {
         }
     }
 
-    fn start_open(&self, delay: Duration) -> ActivityFuture {
+    fn start_open(&mut self, delay: Duration) -> ActivityFuture {
+        let stale = self.stale_session.take();
         let (http, listener, oauth, agent, key) = (
             self.shared.http.clone(),
             self.listener.clone(),
@@ -301,6 +310,11 @@ impl Runner {
         );
         Box::pin(async move {
             tokio::time::sleep(delay).await;
+            if let Some(old) = stale
+                && let Ok(t) = oauth.token().await
+            {
+                let _ = session::delete(&http, &listener, &t, &old.id).await;
+            }
             let r = async {
                 for attempt in 0..2 {
                     let token = oauth.token().await.map_err(OpenError::OAuth)?;
@@ -360,22 +374,18 @@ impl Runner {
         })
     }
 
+    /// Forgets the session; the next open deletes it first (best effort), so the delete can
+    /// never race the new session (the broker's delete names no session).
     pub(super) fn drop_session(&mut self) {
         if let Some(s) = self.session.take() {
-            let (http, listener, oauth) = (
-                self.shared.http.clone(),
-                self.listener.clone(),
-                Arc::clone(&self.oauth),
-            );
-            tokio::spawn(async move {
-                if let Ok(t) = oauth.token().await {
-                    let _ = session::delete(&http, &listener, &t, &s.id).await;
-                }
-            });
+            self.stale_session = Some(s);
         }
     }
 
     async fn on_command(&mut self, cmd: Option<RunnerCommand>) -> Step {
+        if cmd.is_none() {
+            self.commands_open = false;
+        }
         match cmd {
             None if self.job.is_some() => {
                 if let Some(j) = self.job.take() {

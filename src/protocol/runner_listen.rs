@@ -105,7 +105,19 @@ impl Runner {
                 self.skew_since = None;
                 self.last_ok_poll = Instant::now();
                 match m {
-                    None => Step::Continue,
+                    None => {
+                        // AR's empty-poll guard: a server answering "nothing" at once, over
+                        // and over, would otherwise be hammered.
+                        if classify::empty_poll_guard(
+                            &mut self.empty_polls,
+                            Instant::now(),
+                            t.empty_poll_window,
+                            t.empty_poll_limit,
+                        ) {
+                            self.next_delay = classify::poll_backoff(t.poll_error_backoff, 1);
+                        }
+                        Step::Continue
+                    }
                     Some(raw) => self.handle_message(raw).await,
                 }
             }

@@ -173,7 +173,7 @@ impl Runner {
             return Step::Continue;
         }
         let (text, reference) = match msg {
-            Message::InlineJob(text) => (text, None),
+            Message::InlineJob(text) => (text.0, None),
             Message::JobReference(r) => match self.acquire(&r).await {
                 Some(text) => (text, Some(r)),
                 None => return Step::Continue,

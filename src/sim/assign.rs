@@ -1,7 +1,7 @@
 //! GitHub's job-assignment rule as a pure function.
 //!
-//! Owns which runner a queued job goes to: any idle, online runner that never had a job (the
-//! one-job rule) and whose labels cover the job's labels, ignoring case; the configured
+//! Owns which runner a queued job goes to: any idle, online runner (an ephemeral one only if it
+//! never had a job: the one-job rule) whose labels cover the job's labels, ignoring case; the configured
 //! [`Assignment`] picks among them. No IO and no state: callers pass plain snapshots.
 
 use super::config::Assignment;
@@ -15,7 +15,9 @@ pub(crate) struct Candidate<'a> {
     pub registered_seq: u64,
     /// A message session is open.
     pub online: bool,
-    /// It was already offered a job (busy now or finished).
+    /// It holds a job now.
+    pub busy: bool,
+    /// It is ephemeral and already had its one job.
     pub had_job: bool,
     /// Registration scope, `owner/repo` or `org`.
     pub scope: &'a str,
@@ -51,7 +53,7 @@ pub(crate) fn pick_runner(
 ) -> Option<u64> {
     let mut eligible: Vec<&Candidate<'_>> = candidates
         .iter()
-        .filter(|c| c.online && !c.had_job)
+        .filter(|c| c.online && !c.busy && !c.had_job)
         .filter(|c| scope_serves(c.scope, repository))
         .filter(|c| labels_cover(c.labels, job_labels))
         .collect();
@@ -86,6 +88,7 @@ mod tests {
             labels,
             registered_seq: seq,
             online: true,
+            busy: false,
             had_job: false,
             scope: "o/r",
         }
@@ -160,11 +163,13 @@ mod tests {
         offline.online = false;
         let mut used = cand(2, &l, 2);
         used.had_job = true;
+        let mut busy = cand(5, &l, 5);
+        busy.busy = true;
         let mut foreign = cand(3, &l, 3);
         foreign.scope = "other/repo";
         let gpu = labels(&["gpu"]);
         let wrong = cand(4, &gpu, 4);
-        let cs = [offline, used, foreign, wrong];
+        let cs = [offline, used, foreign, wrong, busy];
         assert_eq!(
             pick_runner("o/r", &labels(&["linux"]), &cs, Assignment::First, |_| 0),
             None

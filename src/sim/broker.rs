@@ -12,7 +12,7 @@ use super::http::{
 use super::model::{CompletionPath, endpoint};
 use super::server::Shared;
 use super::sessions::{open_session, runner_of};
-use super::world::{AcquireError, Channel, SessionError, conclusion_for};
+use super::world::{AcquireError, Channel, JobFlow, ReportError, SessionError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -36,6 +36,39 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_services/run/acquirejob", post(acquire_job))
         .route("/_services/run/renewjob", post(renew_job))
         .route("/_services/run/completejob", post(complete_job))
+        .route(
+            "/_services/run-message/acquirejob",
+            post(via_message_url(acquire_job)),
+        )
+        .route(
+            "/_services/run-message/renewjob",
+            post(via_message_url(renew_job)),
+        )
+        .route(
+            "/_services/run-message/completejob",
+            post(via_message_url(complete_job)),
+        )
+}
+
+/// The run service behind the message's `run_service_url` (when it differs): the same
+/// handler, counted as `run.via_message_url` too.
+fn via_message_url<F, Fut>(
+    handler: F,
+) -> impl Fn(SimState, HeaderMap, Bytes) -> futures::future::BoxFuture<'static, Response>
++ Clone
++ Send
++ 'static
+where
+    F: Fn(SimState, HeaderMap, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
+    move |state: SimState, headers: HeaderMap, body: Bytes| {
+        let handler = handler.clone();
+        Box::pin(async move {
+            state.0.update(|w| w.count(endpoint::RUN_VIA_MESSAGE_URL));
+            handler(state, headers, body).await
+        })
+    }
 }
 
 async fn create_session(State(shared): SimState, headers: HeaderMap, body: Bytes) -> Response {
@@ -100,6 +133,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         {
             return Err(session_invalid());
         }
+        w.touch_session(&session_id);
         Ok((agent, w.cfg.long_poll_hold))
     }) {
         Ok(v) => v,
@@ -117,11 +151,16 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
             if !w.sessions.contains_key(&session_id) {
                 return Some(Err(session_invalid()));
             }
-            w.next_message(agent, Channel::Broker).map(Ok)
+            w.next_message(agent, Channel::Broker, &session_id, None)
+                .map(Ok)
         })
         .await;
+    shared.update(|w| w.touch_session(&session_id));
     match polled {
-        None => StatusCode::ACCEPTED.into_response(),
+        None => {
+            let kind = shared.lock().cfg.empty_poll;
+            super::http::empty_poll(kind)
+        }
         Some(Err(r)) => r,
         Some(Ok(m)) => axum::Json(json!({
             "messageId": m.message_id,
@@ -260,6 +299,9 @@ async fn renew_job(State(shared): SimState, headers: HeaderMap, body: Bytes) -> 
             Ok(j) => j,
             Err(r) => return r,
         };
+        if !w.check_flow(job, JobFlow::RunService, endpoint::RENEW_JOB, None) {
+            return run_error(StatusCode::NOT_FOUND, "job not found");
+        }
         match w.renew(job) {
             Ok(until) => axum::Json(json!({ "lockedUntil": until.to_rfc3339() })).into_response(),
             Err(_) => run_error(StatusCode::NOT_FOUND, "job not found"),
@@ -281,19 +323,33 @@ async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) 
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
-        if conclusion.chars().any(|c| c.is_ascii_uppercase()) {
+        // Every enum of the body must be lower-case (GAR-git 3a99070), not only `conclusion`.
+        let nested: Vec<String> = [
+            ("stepResults", "status"),
+            ("stepResults", "conclusion"),
+            ("annotations", "level"),
+        ]
+        .iter()
+        .flat_map(|(list, key)| {
+            field(&body, list)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(move |e| field(e, key)?.as_str())
+        })
+        .filter(|v| v.chars().any(|c| c.is_ascii_uppercase()))
+        .map(str::to_string)
+        .collect();
+        if !nested.is_empty() {
             w.violation(
                 endpoint::COMPLETE_JOB,
                 None,
-                format!("completejob conclusion {conclusion:?} is not lower-case"),
+                format!("completejob enums {nested:?} are not lower-case"),
             );
             return run_error(
                 StatusCode::BAD_REQUEST,
-                "invalid conclusion: enums must be lower-case",
+                "invalid enum value: enums must be lower-case",
             );
-        }
-        if conclusion_for(&conclusion).is_none() {
-            return run_error(StatusCode::BAD_REQUEST, "invalid conclusion");
         }
         let issues: Vec<String> = field(&body, "annotations")
             .and_then(|v| v.as_array())
@@ -301,18 +357,25 @@ async fn complete_job(State(shared): SimState, headers: HeaderMap, body: Bytes) 
             .flatten()
             .filter_map(|a| field(a, "message")?.as_str().map(str::to_string))
             .collect();
-        w.note_job(job, issues, Vec::new());
         let outputs = field(&body, "outputs").cloned();
-        match w.complete(job, &conclusion, CompletionPath::CompleteJob, outputs) {
-            Ok(()) => StatusCode::OK.into_response(),
-            Err(_) => {
-                w.violation(
-                    endpoint::COMPLETE_JOB,
-                    None,
-                    "completejob for a job that already ended",
-                );
-                run_error(StatusCode::NOT_FOUND, "job not found")
+        let path = CompletionPath::CompleteJob;
+        match w.report_completion(
+            job,
+            &conclusion,
+            path,
+            outputs,
+            endpoint::COMPLETE_JOB,
+            None,
+        ) {
+            Ok(_) => {
+                w.note_job(job, issues, Vec::new());
+                StatusCode::OK.into_response()
             }
+            Err(ReportError::BadResult) => run_error(
+                StatusCode::BAD_REQUEST,
+                "invalid conclusion: enums must be lower-case TaskResult names",
+            ),
+            Err(_) => run_error(StatusCode::NOT_FOUND, "job not found"),
         }
     })
 }

@@ -82,7 +82,16 @@ pub(crate) fn require(
     let grant = match w.tokens.check(&token, Utc::now()) {
         Ok(g) => g.clone(),
         Err(TokenRefusal::Expired) => return Err(unauthorized(family, "token expired")),
-        Err(TokenRefusal::Unknown) => return Err(unauthorized(family, "token not recognised")),
+        Err(TokenRefusal::Unknown) => {
+            if token == w.cfg.pat {
+                w.violation(
+                    endpoint,
+                    None,
+                    format!("the PAT sent where {} belongs", want_name(want)),
+                );
+            }
+            return Err(unauthorized(family, "token not recognised"));
+        }
     };
     let caller = match (&grant, want) {
         (Grant::Jwt { scope }, Want::Jwt) => Some(Caller::Jwt(scope.clone())),

@@ -21,6 +21,9 @@ pub struct SimConfig {
     pub encrypt_messages: bool,
     /// Encrypted bodies start with a UTF-8 BOM, as .NET writes them (§4.4 "may start").
     pub bom_in_encrypted_body: bool,
+    /// Overrides the `useFipsEncryption` of v1 session answers (None: echo the request). The
+    /// OAEP hash follows the answer (§4.4), so this tests that runners read it.
+    pub session_fips: Option<bool>,
     /// The `RequireFipsCryptography` agent property (None: not sent).
     pub require_fips: Option<bool>,
     /// Put `contextData.job.check_run_id` (= REST job id) into job messages (§5.2, open Q7).
@@ -29,6 +32,10 @@ pub struct SimConfig {
     pub assignment: Assignment,
     /// How long a message long poll is held when there is nothing to say (real: ≈50 s).
     pub long_poll_hold: Duration,
+    /// A session nobody polls for this long is dropped (its next poll answers
+    /// `TaskAgentSessionExpiredException` / `RunnerSessionInvalid`, untaken offers are
+    /// re-routed). Must exceed `long_poll_hold`. None: sessions live until deleted.
+    pub session_idle_timeout: Option<Duration>,
     /// `lockedUntil = now + lock_duration` at assignment and at every renewal.
     pub lock_duration: Duration,
     /// `plan.version` of job messages (≥ 8: the worker raises `JobCompleted` itself).
@@ -54,6 +61,16 @@ pub struct SimConfig {
     /// `RunnerJobRequest`s carry an empty `run_service_url`: runners fetch the job from the
     /// legacy pipelines resource `25adab70-…` (§5.1) instead of `acquirejob`.
     pub legacy_job_message: bool,
+    /// How a long poll answers when there is no message (§4.3: "202/204 or empty body").
+    pub empty_poll: EmptyPoll,
+    /// `should_acknowledge` of `RunnerJobRequest`s (AR acknowledges only when true).
+    pub should_acknowledge: bool,
+    /// Broker session answers include `agent` (a third-party report says they may not).
+    pub broker_session_agent: bool,
+    /// `run_service_url` of `RunnerJobRequest`s differs from the job's `SystemVssConnection.url`
+    /// (§5.4 [UNSURE] "believed identical"): both serve the run service; calls through the
+    /// message's URL also count as `run.via_message_url`.
+    pub run_service_url_differs: bool,
     /// A `BrokerMigration` message carries a `messageId` (§4.1: possibly without [UNSURE]).
     pub migration_message_id: bool,
     /// Deleting a busy runner is refused with 422 (§3.8 [UNSURE]); when false it is deleted.
@@ -71,10 +88,12 @@ impl Default for SimConfig {
             broker: BrokerMode::Off,
             encrypt_messages: false,
             bom_in_encrypted_body: true,
+            session_fips: None,
             require_fips: None,
             check_run_id_in_message: true,
             assignment: Assignment::First,
             long_poll_hold: Duration::from_secs(2),
+            session_idle_timeout: Some(Duration::from_secs(300)),
             lock_duration: Duration::from_secs(600),
             plan_version: 12,
             webhook: None,
@@ -87,6 +106,10 @@ impl Default for SimConfig {
             assertion_algorithms: AssertionAlgorithms::Both,
             admin_auth: AdminAuth::Either,
             legacy_job_message: false,
+            run_service_url_differs: false,
+            empty_poll: EmptyPoll::Accepted,
+            should_acknowledge: true,
+            broker_session_agent: true,
             migration_message_id: true,
             refuse_busy_runner_deletion: true,
             fault_timeout: Duration::from_secs(30),
@@ -106,6 +129,22 @@ pub enum BrokerMode {
     AgentProperties,
     /// v1 polls answer `BrokerMigration`; the job is a `RunnerJobRequest` at the broker.
     MigrationMessage,
+    /// The v1 session answer carries `brokerMigrationMessage` (§4.1): the runner re-creates its
+    /// session at the broker (which replaces the v1 one); jobs go only to broker sessions.
+    SessionMigration,
+}
+
+/// The answer to a long poll that found no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmptyPoll {
+    /// 202 Accepted, empty body.
+    #[default]
+    Accepted,
+    /// 204 No Content.
+    NoContent,
+    /// 200 OK with an empty body.
+    OkEmpty,
 }
 
 /// Which of the idle online runners whose labels cover a job's labels gets it.
@@ -174,6 +213,18 @@ pub struct WebhookFaults {
     /// Probability that a delivery is held back and sent after the next one.
     #[serde(default)]
     pub reorder: f64,
+    /// Probability that a delivery carries only the legacy `X-Hub-Signature` (SHA-1).
+    #[serde(default)]
+    pub unsigned: f64,
+    /// Probability that a delivery is form-encoded (`payload=<json>`), as GitHub can send.
+    #[serde(default)]
+    pub form_encoded: f64,
+    /// Extra delay for `in_progress` deliveries only (GitHub sends them 1-60 s late).
+    #[serde(default, with = "humantime_serde_millis")]
+    pub in_progress_delay: std::time::Duration,
+    /// Probability that a delivery is signed with the wrong secret.
+    #[serde(default)]
+    pub bad_signature: f64,
     /// Delay before every delivery.
     #[serde(default, with = "humantime_serde_millis")]
     pub delay: std::time::Duration,

@@ -57,6 +57,20 @@ impl RunnerKey {
         RunnerKey::from_base64(element(xml, "Modulus")?, element(xml, "Exponent")?)
     }
 
+    /// How the key's encoding departs from §3.5 (RSA-2048, big-endian bytes with leading
+    /// zero bytes stripped), if it does.
+    pub fn encoding_problem(&self) -> Option<&'static str> {
+        if self.modulus.first() == Some(&0) {
+            Some("public key modulus has leading zero bytes")
+        } else if self.exponent.first() == Some(&0) {
+            Some("public key exponent has leading zero bytes")
+        } else if self.modulus.len() != 256 {
+            Some("public key is not RSA-2048")
+        } else {
+            None
+        }
+    }
+
     pub fn modulus_base64(&self) -> String {
         STANDARD.encode(&self.modulus)
     }
@@ -80,6 +94,19 @@ struct AssertionClaims {
     exp: i64,
     #[serde(default)]
     nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+/// An accepted assertion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VerifiedAssertion {
+    pub alg: Algorithm,
+    /// `jti`, for replay detection until `exp`.
+    pub jti: String,
+    pub exp: i64,
 }
 
 /// Verifies a runner's client assertion (§3.7): signature with the registered key, `iss` and
@@ -92,7 +119,7 @@ pub(crate) fn verify_client_assertion(
     token_url: &str,
     allowed: AssertionAlgorithms,
     now: DateTime<Utc>,
-) -> Result<Algorithm, AssertionRejected> {
+) -> Result<VerifiedAssertion, AssertionRejected> {
     let reject = |m: &str| AssertionRejected {
         reason: m.to_string(),
         violation: true,
@@ -138,15 +165,23 @@ pub(crate) fn verify_client_assertion(
     if data.claims.exp <= now_s {
         return Err(refuse(&format!("client assertion expired. {server_time}")));
     }
-    if data.claims.exp > now_s + 300 + 5 {
+    let start = data.claims.nbf.or(data.claims.iat).unwrap_or(now_s);
+    if data.claims.exp > now_s + 300 + 5 || data.claims.exp - start > 300 + 5 {
         return Err(reject("client assertion lifetime exceeds 5 minutes"));
     }
+    let Some(jti) = data.claims.jti.filter(|j| !j.is_empty()) else {
+        return Err(reject("client assertion without jti"));
+    };
     if data.claims.nbf.is_some_and(|nbf| nbf > now_s + 5) {
         return Err(refuse(&format!(
             "client assertion not yet valid. {server_time}"
         )));
     }
-    Ok(header.alg)
+    Ok(VerifiedAssertion {
+        alg: header.alg,
+        jti,
+        exp: data.claims.exp,
+    })
 }
 
 /// A fresh AES-256 session key.

@@ -20,7 +20,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(super::rest::routes())
         .merge(super::admin::routes())
-        .merge(super::pipelines::routes())
+        .merge(
+            super::pipelines::routes().route_layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                require_api_version,
+            )),
+        )
         .merge(super::oauth::routes())
         .merge(super::broker::routes())
         .merge(super::control::routes())
@@ -170,7 +175,10 @@ pub(crate) fn credential(headers: &HeaderMap) -> Credential {
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.split_once(':').map(|(_, p)| p.to_string()))
             .map_or(Credential::Other("Basic".into()), Credential::Basic),
-        other => Credential::Other(other.to_string()),
+        // Only known scheme names are kept: an unknown one may be a bare token, which must
+        // never reach a violation message or a log line.
+        "digest" | "negotiate" | "ntlm" | "oauth" => Credential::Other(scheme.to_ascii_lowercase()),
+        _ => Credential::Other("unknown scheme".to_string()),
     }
 }
 
@@ -227,6 +235,27 @@ pub(crate) async fn begin(
             &kind,
             &format!("injected fault: {kind}"),
         )),
+        Some(Fault::Raw { status: code, body }) => {
+            let mut r = (status(code), body).into_response();
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Err(r)
+        }
+        Some(Fault::EchoCredential { status: code }) => {
+            let credential = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(none)");
+            let message = format!("credential rejected: {credential}");
+            Err(family_error(
+                family,
+                code,
+                default_kind(family, code),
+                &message,
+            ))
+        }
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = family_error(
                 family,
@@ -266,4 +295,53 @@ pub(crate) fn field<'a>(body: &'a serde_json::Value, name: &str) -> Option<&'a s
 /// Parses a JSON body; an empty or invalid body is `Null`.
 pub(crate) fn json_body(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
+}
+
+/// A timestamp as GitHub writes it in REST and webhooks: `2026-01-01T10:34:58Z`.
+pub(crate) fn github_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// VSS calls carry their API version in the media type (`Accept`/`Content-Type`
+/// `…; api-version=X`) or the query (§2.2); a call without one is recorded (connectionData,
+/// which AR calls anonymously, is exempt).
+async fn require_api_version(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(path) = missing_api_version(&request) {
+        shared.update(|w| w.violation("pipelines", None, format!("no api-version on {path}")));
+    }
+    next.run(request).await
+}
+
+/// The path of a VSS request that carries no api-version anywhere.
+fn missing_api_version(request: &axum::extract::Request) -> Option<String> {
+    let has = |v: &str| v.to_ascii_lowercase().contains("api-version=");
+    let in_header = |name: axum::http::HeaderName| {
+        request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(has)
+    };
+    let in_query = request.uri().query().is_some_and(has);
+    let exempt = request.uri().path().ends_with("/connectionData");
+    let found = exempt
+        || in_query
+        || in_header(axum::http::header::ACCEPT)
+        || in_header(axum::http::header::CONTENT_TYPE);
+    (!found).then(|| request.uri().path().to_string())
+}
+
+/// The answer to a long poll that found nothing, as configured.
+pub(crate) fn empty_poll(kind: super::config::EmptyPoll) -> Response {
+    use super::config::EmptyPoll;
+    match kind {
+        EmptyPoll::Accepted => StatusCode::ACCEPTED.into_response(),
+        EmptyPoll::NoContent => StatusCode::NO_CONTENT.into_response(),
+        EmptyPoll::OkEmpty => StatusCode::OK.into_response(),
+    }
 }

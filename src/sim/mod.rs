@@ -35,7 +35,8 @@ pub mod worker;
 mod world;
 
 pub use config::{
-    AdminAuth, AssertionAlgorithms, Assignment, BrokerMode, SimConfig, WebhookFaults, WebhookTarget,
+    AdminAuth, AssertionAlgorithms, Assignment, BrokerMode, EmptyPoll, SimConfig, WebhookFaults,
+    WebhookTarget,
 };
 pub use crypto::sign_webhook;
 pub use model::{

@@ -223,6 +223,13 @@ pub enum Fault {
     /// This status with a typed error: VSS `typeKey`, broker `errorKind`, OAuth `error`,
     /// REST and run-service `message`.
     Error { status: u16, kind: String },
+    /// This status with exactly this body (`application/json`), e.g. hostile values
+    /// (`lockedUntil` in year 262143, huge `expires_in`, deep nesting) a client must survive.
+    Raw { status: u16, body: String },
+    /// An error in the family's shape whose message quotes the request's credential
+    /// (`Authorization` value, or the OAuth client assertion): a leak oracle, since a client
+    /// must never copy server error text containing it into logs or the screen.
+    EchoCredential { status: u16 },
 }
 
 /// Which tokens [`crate::sim::SimHandle::expire_tokens`] expires.
@@ -277,4 +284,7 @@ pub mod endpoint {
     pub const ACQUIRE_JOB: &str = "run.acquirejob";
     pub const RENEW_JOB: &str = "run.renewjob";
     pub const COMPLETE_JOB: &str = "run.completejob";
+    /// Counted in addition when a run-service call used the message's `run_service_url`
+    /// while it differs from `SystemVssConnection.url`.
+    pub const RUN_VIA_MESSAGE_URL: &str = "run.via_message_url";
 }

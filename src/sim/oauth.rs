@@ -70,8 +70,8 @@ async fn token(
             w.cfg.assertion_algorithms,
             now,
         );
-        let alg = match verified {
-            Ok(alg) => alg,
+        let verified = match verified {
+            Ok(v) => v,
             Err(e) => {
                 if e.violation {
                     w.violation(
@@ -83,8 +83,32 @@ async fn token(
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", &e.reason);
             }
         };
+        // A jti seen before (and not yet expired) is a replayed assertion.
+        w.seen_assertions.retain(|_, exp| *exp > now.timestamp());
+        if w.seen_assertions
+            .insert(verified.jti.clone(), verified.exp)
+            .is_some()
+        {
+            w.violation(
+                endpoint::OAUTH_TOKEN,
+                Some(agent.name.clone()),
+                "client assertion replayed (jti seen before)",
+            );
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                "The client assertion was already used.",
+            );
+        }
+        if verified.alg == jsonwebtoken::Algorithm::RS256 && w.cfg.require_fips == Some(true) && !agent.runner_admin {
+            w.violation(
+                endpoint::OAUTH_TOKEN,
+                Some(agent.name.clone()),
+                "RS256 client assertion although the agent says RequireFipsCryptography=true (PS256)",
+            );
+        }
         if let Some(a) = w.agents.get_mut(&agent.id) {
-            a.assertion_alg = Some(format!("{alg:?}"));
+            a.assertion_alg = Some(format!("{:?}", verified.alg));
         }
         let lifetime = w.cfg.oauth_token_lifetime;
         let audience = w.tenant_url();

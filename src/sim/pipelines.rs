@@ -395,8 +395,7 @@ async fn replace_agent(
             Ok(n) => n,
             Err(r) => return r,
         };
-        w.delete_agent(agent);
-        match w.add_agent(new) {
+        match w.replace_agent(agent, new) {
             Ok(a) => axum::Json(agent_json(w, &a)).into_response(),
             Err(_) => vss_error(
                 StatusCode::CONFLICT,

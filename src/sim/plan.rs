@@ -8,7 +8,7 @@ use super::caller::{Caller, Want, require};
 use super::http::{Family, SimState, begin, field, json_body, vss_error};
 use super::model::{CompletionPath, endpoint};
 use super::server::Shared;
-use super::world::{World, conclusion_for};
+use super::world::{ReportError, World};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -38,6 +38,14 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 type PlanPath = Path<(String, String, String)>;
+
+fn job_gone() -> Response {
+    vss_error(
+        StatusCode::NOT_FOUND,
+        "TaskAgentJobNotFoundException",
+        "The job was not found or has completed.",
+    )
+}
 
 /// The job the job token is for, checked against the plan in the path.
 fn job_for_plan(w: &mut World, headers: &HeaderMap, plan: &str, ep: &str) -> Result<u64, Response> {
@@ -82,22 +90,25 @@ async fn plan_event(
             Ok(j) => j,
             Err(r) => return r,
         };
-        let name = field(&body, "name")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
+        let Some(name) = field(&body, "name").and_then(|v| v.as_str()) else {
+            w.violation(endpoint::PLAN_EVENTS, None, "plan event without a name");
+            return vss_error(
+                StatusCode::BAD_REQUEST,
+                "ArgumentException",
+                "The event name is required.",
+            );
+        };
         if !name.eq_ignore_ascii_case("JobCompleted") {
             // Other events (e.g. JobAssigned, JobStarted) are accepted and ignored.
             return StatusCode::OK.into_response();
         }
+        let Some(snapshot) = w.jobs.get(&job).map(|j| j.snapshot.clone()) else {
+            return job_gone();
+        };
         let job_id = field(&body, "jobId")
             .and_then(|v| v.as_str())
             .unwrap_or_default();
-        let orchestration = w
-            .jobs
-            .get(&job)
-            .map(|j| j.snapshot.orchestration_id.clone())
-            .unwrap_or_default();
-        if !job_id.eq_ignore_ascii_case(&orchestration) {
+        if !job_id.eq_ignore_ascii_case(&snapshot.orchestration_id) {
             w.violation(
                 endpoint::PLAN_EVENTS,
                 None,
@@ -109,37 +120,39 @@ async fn plan_event(
                 "jobId does not match the job token",
             );
         }
-        let result = field(&body, "result")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        if conclusion_for(&result).is_none() {
+        let request_id = field(&body, "requestId").and_then(|v| v.as_u64());
+        if request_id.is_some_and(|r| r != snapshot.request_id) {
             w.violation(
                 endpoint::PLAN_EVENTS,
                 None,
-                format!("JobCompleted with unknown result {result:?}"),
+                "JobCompleted with another job's requestId",
             );
             return vss_error(
                 StatusCode::BAD_REQUEST,
                 "ArgumentException",
-                "unknown result",
+                "requestId does not match the job",
             );
         }
+        let result = field(&body, "result")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         let outputs = field(&body, "outputs").cloned();
-        match w.complete(job, &result, CompletionPath::PlanEvent, outputs) {
-            Ok(()) => StatusCode::OK.into_response(),
-            Err(_) => {
-                w.violation(
-                    endpoint::PLAN_EVENTS,
-                    None,
-                    "JobCompleted for a job that already ended",
-                );
-                vss_error(
-                    StatusCode::NOT_FOUND,
-                    "TaskAgentJobNotFoundException",
-                    "The job has already completed.",
-                )
-            }
+        match w.report_completion(
+            job,
+            &result,
+            CompletionPath::PlanEvent,
+            outputs,
+            endpoint::PLAN_EVENTS,
+            None,
+        ) {
+            Ok(_) => StatusCode::OK.into_response(),
+            Err(ReportError::BadResult) => vss_error(
+                StatusCode::BAD_REQUEST,
+                "ArgumentException",
+                "unknown result",
+            ),
+            Err(ReportError::WrongFlow | ReportError::Ended) => job_gone(),
         }
     })
 }

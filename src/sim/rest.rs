@@ -8,6 +8,7 @@
 use super::http::{Credential, SimState, begin, credential, query_param, rest_error};
 use super::model::{JobStatus, endpoint};
 use super::server::Shared;
+use super::tokens::Grant;
 use super::world::World;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -133,6 +134,21 @@ pub(crate) fn authorize(
             Err(r) => Err(r),
         };
     }
+    if let Credential::Bearer(t) | Credential::Token(t) | Credential::Basic(t) = &cred
+        && let Ok(grant) = w.tokens.check(t, Utc::now())
+    {
+        let what = match grant {
+            Grant::Registration { .. } => "a registration token",
+            Grant::Jwt { .. } => "the registration JWT",
+            Grant::OAuth { .. } => "a runner OAuth token",
+            Grant::Job { .. } => "a job token",
+        };
+        w.violation(
+            endpoint,
+            None,
+            format!("{what} sent to the REST API instead of the PAT"),
+        );
+    }
     if matches!(cred, Credential::RemoteAuth(_) | Credential::Other(_)) {
         w.violation(
             endpoint,
@@ -195,6 +211,16 @@ pub(crate) fn answer(
         && let Ok(v) = HeaderValue::from_str(&etag)
     {
         h.insert(axum::http::header::ETAG, v);
+    }
+    response
+}
+
+/// An error answer to an authenticated call: GitHub counts it against the budget too.
+pub(crate) fn charge(shared: &Shared, auth: RestAuth, mut response: Response) -> Response {
+    if auth == RestAuth::Pat {
+        let mut w = shared.lock();
+        w.spend_rest(Utc::now());
+        rate_headers(&w, response.headers_mut());
     }
     response
 }
@@ -295,7 +321,7 @@ async fn list_runners(
         let total = all.len();
         let runners: Vec<Value> = all
             .into_iter()
-            .skip((page - 1) * per_page)
+            .skip(page.saturating_sub(1).saturating_mul(per_page))
             .take(per_page)
             .collect();
         json!({ "total_count": total, "runners": runners })
@@ -349,7 +375,7 @@ async fn one_runner(shared: &Shared, headers: &HeaderMap, scope: String, id: u64
     };
     match found {
         Some(b) => answer(shared, headers, auth, StatusCode::OK, Some(b)),
-        None => rest_error(StatusCode::NOT_FOUND, "Not Found"),
+        None => charge(shared, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
@@ -399,7 +425,7 @@ async fn remove_runner(shared: &Shared, headers: &HeaderMap, scope: String, id: 
         None
     });
     match refused {
-        Some(r) => r,
+        Some(r) => charge(shared, auth, r),
         None => answer(shared, headers, auth, StatusCode::NO_CONTENT, None),
     }
 }

@@ -4,9 +4,9 @@
 //! Owns the run and job body shapes (as `tests/fixtures/rest/examples`) and deriving a run's
 //! status and conclusion from its jobs. Authentication and budget are `rest`'s.
 
-use super::http::{SimState, begin, query_param, rest_error};
+use super::http::{SimState, begin, github_time, query_param, rest_error};
 use super::model::{JobStatus, SimJob, endpoint};
-use super::rest::{RestAuth, answer, authorize, paging};
+use super::rest::{RestAuth, answer, authorize, charge, paging};
 use super::server::Shared;
 use super::world::{Run, World};
 use axum::extract::{Path, Query};
@@ -37,9 +37,9 @@ pub(crate) fn job_json(w: &World, j: &SimJob) -> Value {
         "html_url": format!("{base}{repo}/actions/runs/{}/job/{}", j.run_id, j.id),
         "status": j.status.as_str(),
         "conclusion": j.conclusion,
-        "created_at": j.created_at.to_rfc3339(),
-        "started_at": j.started_at.unwrap_or(j.created_at).to_rfc3339(),
-        "completed_at": j.completed_at.map(|t| t.to_rfc3339()),
+        "created_at": github_time(j.created_at),
+        "started_at": github_time(j.started_at.unwrap_or(j.created_at)),
+        "completed_at": j.completed_at.map(github_time),
         "name": j.job_name,
         "steps": [],
         "check_run_url": format!("{api}/repos/{repo}/check-runs/{}", j.id),
@@ -53,27 +53,44 @@ pub(crate) fn job_json(w: &World, j: &SimJob) -> Value {
     })
 }
 
-/// The latest attempt of each job of a run.
-fn latest_jobs(w: &World, run_id: u64) -> Vec<&SimJob> {
-    let mut latest: Vec<&SimJob> = Vec::new();
-    for j in w
-        .jobs
+/// Every job of every run, indexed by run id: one pass over the jobs per request.
+fn jobs_by_run(w: &World) -> HashMap<u64, Vec<&SimJob>> {
+    let mut index: HashMap<u64, Vec<&SimJob>> = HashMap::new();
+    for j in w.jobs.values().map(|j| &j.snapshot) {
+        index.entry(j.run_id).or_default().push(j);
+    }
+    index
+}
+
+/// The jobs of one run.
+fn run_jobs_of(w: &World, run_id: u64) -> Vec<&SimJob> {
+    w.jobs
         .values()
         .map(|j| &j.snapshot)
         .filter(|j| j.run_id == run_id)
-    {
-        match latest.iter_mut().find(|l| l.job_name == j.job_name) {
-            Some(l) if l.run_attempt <= j.run_attempt => *l = j,
-            Some(_) => {}
-            None => latest.push(j),
-        }
-    }
-    latest
+        .collect()
+}
+
+/// The jobs of a run's latest attempt of each job name (what `filter=latest` lists): a job
+/// re-run later is replaced by its newest attempt; several jobs of one name in the same
+/// attempt (a matrix) are all listed.
+fn latest<'a>(jobs: &[&'a SimJob]) -> Vec<&'a SimJob> {
+    let newest = |name: &str| {
+        jobs.iter()
+            .filter(|j| j.job_name == name)
+            .map(|j| j.run_attempt)
+            .max()
+            .unwrap_or(0)
+    };
+    jobs.iter()
+        .filter(|j| j.run_attempt == newest(&j.job_name))
+        .copied()
+        .collect()
 }
 
 /// A run's (status, conclusion), from its latest jobs.
-fn run_state(w: &World, run_id: u64) -> (&'static str, Option<&'static str>) {
-    let jobs = latest_jobs(w, run_id);
+fn run_state(jobs: &[&SimJob]) -> (&'static str, Option<&'static str>) {
+    let jobs = latest(jobs);
     if jobs.iter().all(|j| j.status == JobStatus::Completed) {
         let c = |name: &str| jobs.iter().any(|j| j.conclusion.as_deref() == Some(name));
         let conclusion = if c("failure") {
@@ -92,21 +109,18 @@ fn run_state(w: &World, run_id: u64) -> (&'static str, Option<&'static str>) {
 }
 
 /// The last change of a run: derived from its jobs, so an unchanged run keeps its ETag.
-fn updated_at(w: &World, r: &Run) -> chrono::DateTime<chrono::Utc> {
-    w.jobs
-        .values()
-        .map(|j| &j.snapshot)
-        .filter(|j| j.run_id == r.id)
+fn updated_at(r: &Run, jobs: &[&SimJob]) -> chrono::DateTime<chrono::Utc> {
+    jobs.iter()
         .flat_map(|j| [Some(j.created_at), j.started_at, j.completed_at])
         .flatten()
         .max()
         .unwrap_or(r.created_at)
 }
 
-fn run_json(w: &World, r: &Run) -> Value {
+fn run_json(w: &World, r: &Run, jobs: &[&SimJob]) -> Value {
     let api = w.api_url();
     let repo = &r.repository;
-    let (status, conclusion) = run_state(w, r.id);
+    let (status, conclusion) = run_state(jobs);
     let url = format!("{api}/repos/{repo}/actions/runs/{}", r.id);
     json!({
         "id": r.id,
@@ -127,9 +141,9 @@ fn run_json(w: &World, r: &Run) -> Value {
         "jobs_url": format!("{url}/jobs"),
         "cancel_url": format!("{url}/cancel"),
         "rerun_url": format!("{url}/rerun"),
-        "created_at": r.created_at.to_rfc3339(),
-        "updated_at": updated_at(w, r).to_rfc3339(),
-        "run_started_at": r.created_at.to_rfc3339(),
+        "created_at": github_time(r.created_at),
+        "updated_at": github_time(updated_at(r, jobs)),
+        "run_started_at": github_time(r.created_at),
         "pull_requests": [],
         "repository": { "full_name": repo, "html_url": format!("{}{repo}", w.base) },
     })
@@ -155,22 +169,25 @@ pub(crate) async fn list_runs(
     let (per_page, page) = paging(&q);
     let body = {
         let w = s.lock();
-        let runs: Vec<Value> = w
+        let index = jobs_by_run(&w);
+        let none = Vec::new();
+        let runs: Vec<(&Run, &Vec<&SimJob>)> = w
             .runs
             .values()
             .rev()
             .filter(|run| run.repository.eq_ignore_ascii_case(&repo))
-            .filter(|run| {
-                let (st, c) = run_state(&w, run.id);
+            .map(|run| (run, index.get(&run.id).unwrap_or(&none)))
+            .filter(|(_, jobs)| {
+                let (st, c) = run_state(jobs);
                 status.as_deref().is_none_or(|f| f == st || Some(f) == c)
             })
-            .map(|run| run_json(&w, run))
             .collect();
         let total = runs.len();
         let page: Vec<Value> = runs
             .into_iter()
-            .skip((page - 1) * per_page)
+            .skip(page.saturating_sub(1).saturating_mul(per_page))
             .take(per_page)
+            .map(|(run, jobs)| run_json(&w, run, jobs))
             .collect();
         json!({ "total_count": total, "workflow_runs": page })
     };
@@ -191,11 +208,11 @@ pub(crate) async fn get_run(
         w.runs
             .get(&run)
             .filter(|x| x.repository.eq_ignore_ascii_case(&format!("{o}/{r}")))
-            .map(|x| run_json(&w, x))
+            .map(|x| run_json(&w, x, &run_jobs_of(&w, x.id)))
     };
     match body {
         Some(b) => answer(&s, &h, auth, StatusCode::OK, Some(b)),
-        None => rest_error(StatusCode::NOT_FOUND, "Not Found"),
+        None => charge(&s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
@@ -213,13 +230,13 @@ async fn jobs_of(
     };
     let all = query_param(q, "filter") == Some("all");
     let (per_page, page) = paging(q);
-    let body = {
+    let body = 'body: {
         let w = s.lock();
         if w.runs
             .get(&run)
             .is_none_or(|x| !x.repository.eq_ignore_ascii_case(&repo))
         {
-            return rest_error(StatusCode::NOT_FOUND, "Not Found");
+            break 'body None;
         }
         let jobs: Vec<&SimJob> = match attempt {
             Some(n) => w
@@ -234,18 +251,21 @@ async fn jobs_of(
                 .map(|j| &j.snapshot)
                 .filter(|j| j.run_id == run)
                 .collect(),
-            None => latest_jobs(&w, run),
+            None => latest(&run_jobs_of(&w, run)),
         };
         let total = jobs.len();
         let jobs: Vec<Value> = jobs
             .into_iter()
-            .skip((page - 1) * per_page)
+            .skip(page.saturating_sub(1).saturating_mul(per_page))
             .take(per_page)
             .map(|j| job_json(&w, j))
             .collect();
-        json!({ "total_count": total, "jobs": jobs })
+        Some(json!({ "total_count": total, "jobs": jobs }))
     };
-    answer(s, h, auth, StatusCode::OK, Some(body))
+    match body {
+        Some(body) => answer(s, h, auth, StatusCode::OK, Some(body)),
+        None => charge(s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
+    }
 }
 
 pub(crate) async fn run_jobs(
@@ -288,7 +308,7 @@ pub(crate) async fn get_job(
     };
     match body {
         Some(b) => answer(&s, &h, auth, StatusCode::OK, Some(b)),
-        None => rest_error(StatusCode::NOT_FOUND, "Not Found"),
+        None => charge(&s, auth, rest_error(StatusCode::NOT_FOUND, "Not Found")),
     }
 }
 
@@ -310,7 +330,7 @@ async fn cancel_with(s: &Shared, h: &HeaderMap, repo: String, run: u64, force: b
         else {
             return Err(StatusCode::NOT_FOUND);
         };
-        if run_state(w, r.id).0 == "completed" {
+        if run_state(&run_jobs_of(w, r.id)).0 == "completed" {
             return Err(StatusCode::CONFLICT);
         }
         w.cancel_run(run, force);
@@ -318,11 +338,15 @@ async fn cancel_with(s: &Shared, h: &HeaderMap, repo: String, run: u64, force: b
     });
     match outcome {
         Ok(()) => answer(s, h, auth, StatusCode::ACCEPTED, Some(json!({}))),
-        Err(StatusCode::CONFLICT) => rest_error(
-            StatusCode::CONFLICT,
-            "Cannot cancel a workflow run that is completed.",
+        Err(StatusCode::CONFLICT) => charge(
+            s,
+            auth,
+            rest_error(
+                StatusCode::CONFLICT,
+                "Cannot cancel a workflow run that is completed.",
+            ),
         ),
-        Err(code) => rest_error(code, "Not Found"),
+        Err(code) => charge(s, auth, rest_error(code, "Not Found")),
     }
 }
 
@@ -371,6 +395,6 @@ pub(crate) async fn rerun(
     });
     match outcome {
         Ok(_) => answer(&s, &h, auth, StatusCode::CREATED, Some(json!({}))),
-        Err(r) => r,
+        Err(r) => charge(&s, auth, r),
     }
 }

@@ -112,7 +112,7 @@ impl Simulator {
     }
 }
 
-/// Abandons jobs whose lock expired. Ticks rather than computing deadlines: cheap, and a lock
+/// Abandons jobs whose lock expired and drops idle sessions. Ticks rather than computing deadlines: cheap, and a lock
 /// expiring up to a tick late is within what the real service does.
 async fn sweep_locks(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -122,7 +122,11 @@ async fn sweep_locks(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
         }
         let now = chrono::Utc::now();
-        let changed = shared.lock().expire_locks(now);
+        let changed = {
+            let mut w = shared.lock();
+            let sessions = w.expire_sessions(now);
+            w.expire_locks(now) || sessions
+        };
         if changed {
             shared.update(|_| ());
         }
@@ -207,8 +211,16 @@ impl SimHandle {
         self.shared.update(|w| w.webhook_faults = faults);
     }
 
+    /// Sets (or clears) the webhook target; a new target gets a `ping`, as on GitHub.
     pub fn set_webhook_target(&self, target: Option<WebhookTarget>) {
-        self.shared.update(|w| w.webhook_target = target);
+        self.shared.update(|w| {
+            let ping = target.is_some();
+            w.webhook_target = target;
+            if ping {
+                let event = super::webhook::WebhookEvent::ping(&w.base);
+                w.emit(event);
+            }
+        });
     }
 
     /// Expires every issued token of a kind now.

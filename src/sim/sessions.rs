@@ -12,7 +12,8 @@ use super::model::{CompletionPath, endpoint};
 use super::pipelines::agent_not_found;
 use super::server::Shared;
 use super::world::{
-    AcquireError, Channel, InboxKind, JobFlow, Outgoing, SessionError, TakeError, World,
+    AcquireError, Channel, InboxKind, JobFlow, Outgoing, ReportError, SessionError, TakeError,
+    World,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -79,9 +80,10 @@ pub(crate) fn open_session(
     body: &Value,
     broker: bool,
 ) -> Result<Value, SessionError> {
-    let fips = field(body, "useFipsEncryption")
+    let requested = field(body, "useFipsEncryption")
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
+    let fips = w.cfg.session_fips.unwrap_or(requested);
     let owner = field(body, "ownerName")
         .and_then(|v| v.as_str())
         .unwrap_or("RUNNER")
@@ -94,6 +96,15 @@ pub(crate) fn open_session(
         "agent": { "id": a.id, "name": a.name, "version": a.version, "osDescription": a.os_description },
         "useFipsEncryption": fips,
     });
+    if broker
+        && !w.cfg.broker_session_agent
+        && let Some(o) = answer.as_object_mut()
+    {
+        o.remove("agent");
+    }
+    if !broker && w.cfg.broker == super::config::BrokerMode::SessionMigration {
+        answer["brokerMigrationMessage"] = json!({ "brokerBaseUrl": w.broker_url() });
+    }
     if let Some(key) = session.key {
         let encrypted =
             encrypt_session_key(&key, &a.key, fips).ok_or(SessionError::AgentNotFound)?;
@@ -112,6 +123,17 @@ async fn create_session(State(shared): SimState, headers: HeaderMap, body: Bytes
             Ok(a) => a,
             Err(r) => return r,
         };
+        let told = |a: &super::world::Agent| {
+            a.runner_admin || w.cfg.broker == super::config::BrokerMode::AgentProperties
+        };
+        if w.agents.get(&agent).is_some_and(told) {
+            let name = runner_name(w, agent);
+            w.violation(
+                endpoint::SESSIONS_CREATE,
+                name,
+                "v1 session for a runner told to use the broker (UseV2Flow/ServerUrlV2 or runner admin); it gets no jobs here",
+            );
+        }
         match open_session(w, agent, &body, false) {
             Ok(v) => axum::Json(v).into_response(),
             Err(SessionError::Conflict) => vss_error(
@@ -189,6 +211,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         return r;
     }
     let session_id = query_param(&q, "sessionId").unwrap_or_default().to_string();
+    let last_message_id = query_param(&q, "lastMessageId").and_then(|v| v.parse::<u64>().ok());
     let (agent, hold, bom) = match shared.update(|w| {
         let agent = runner_of(w, &headers, endpoint::MESSAGES_GET, Family::Vss)?;
         if w.sessions
@@ -197,6 +220,7 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
         {
             return Err(session_expired());
         }
+        w.touch_session(&session_id);
         Ok((agent, w.cfg.long_poll_hold, w.cfg.bom_in_encrypted_body))
     }) {
         Ok(v) => v,
@@ -211,12 +235,16 @@ async fn get_message(State(shared): SimState, headers: HeaderMap, Query(q): Q) -
                 return Some(Poll::Gone(session_expired()));
             };
             let key = session.key;
-            w.next_message(agent, Channel::Pipelines)
+            w.next_message(agent, Channel::Pipelines, &session_id, last_message_id)
                 .map(|m| Poll::Message(m, key))
         })
         .await;
+    shared.update(|w| w.touch_session(&session_id));
     match polled {
-        None => StatusCode::ACCEPTED.into_response(),
+        None => {
+            let kind = shared.lock().cfg.empty_poll;
+            super::http::empty_poll(kind)
+        }
         Some(Poll::Gone(r)) => r,
         Some(Poll::Message(m, key)) => axum::Json(render(m, key, bom)).into_response(),
     }
@@ -249,8 +277,22 @@ async fn delete_message(
             .and_then(|a| a.inbox.iter().find(|m| m.id == message))
             .cloned()
         else {
+            let name = runner_name(w, agent);
+            if w.agents
+                .get(&agent)
+                .is_some_and(|a| a.deleted_messages.contains(&message))
+            {
+                w.violation(
+                    endpoint::MESSAGES_DELETE,
+                    name,
+                    format!("message {message} deleted (acknowledged) twice"),
+                );
+            }
             return StatusCode::OK.into_response();
         };
+        if let Some(a) = w.agents.get_mut(&agent) {
+            a.deleted_messages.push(message);
+        }
         match found.kind {
             InboxKind::Job(job) => {
                 let migrated = w
@@ -313,6 +355,26 @@ async fn update_job_request(
         else {
             return job_not_found();
         };
+        let name = runner_name(w, agent);
+        if !w.check_flow(job, JobFlow::Pipelines, endpoint::JOB_REQUEST_UPDATE, name) {
+            return job_not_found();
+        }
+        if field(&body, "requestId")
+            .and_then(|v| v.as_u64())
+            .is_some_and(|r| r != request)
+        {
+            let name = runner_name(w, agent);
+            w.violation(
+                endpoint::JOB_REQUEST_UPDATE,
+                name,
+                "body requestId differs from the path",
+            );
+            return vss_error(
+                StatusCode::BAD_REQUEST,
+                "ArgumentException",
+                "requestId mismatch",
+            );
+        }
         if let Err(e) = w.take(job, agent, endpoint::JOB_REQUEST_UPDATE) {
             if e == TakeError::NotYours {
                 let name = runner_name(w, agent);
@@ -329,11 +391,25 @@ async fn update_job_request(
             .and_then(|v| v.as_str())
             .map(str::to_string);
         if finish {
-            let result = result.unwrap_or_else(|| "failed".to_string());
-            return match w.complete(job, &result, CompletionPath::JobRequestFinish, None) {
-                Ok(()) => {
+            let result = result.unwrap_or_default();
+            let name = runner_name(w, agent);
+            let path = CompletionPath::JobRequestFinish;
+            return match w.report_completion(
+                job,
+                &result,
+                path,
+                None,
+                endpoint::JOB_REQUEST_UPDATE,
+                name,
+            ) {
+                Ok(_) => {
                     axum::Json(json!({ "requestId": request, "result": result })).into_response()
                 }
+                Err(ReportError::BadResult) => vss_error(
+                    StatusCode::BAD_REQUEST,
+                    "ArgumentException",
+                    "unknown result",
+                ),
                 Err(_) => job_not_found(),
             };
         }

@@ -44,6 +44,14 @@ pub fn config(options: &Options) -> anyhow::Result<(SimConfig, SocketAddr)> {
 /// Runs the simulator until interrupted.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let (cfg, address) = config(&options)?;
+    if !address.ip().is_loopback() {
+        // The `/_sim/` control API has no authentication by design.
+        eprintln!(
+            "megascaler sim: WARNING: listening on {address}, not loopback: anyone who can reach it can \
+             drive the simulator through its unauthenticated /_sim/ API"
+        );
+        tracing::warn!(%address, "simulator listening beyond loopback");
+    }
     let sim = Simulator::start_at(cfg, address).await?;
     {
         let mut out = std::io::stdout().lock();

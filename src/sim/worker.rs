@@ -163,7 +163,8 @@ struct JobFacts {
     request_id: Value,
     display_name: String,
     vss_url: String,
-    token: String,
+    /// The job token: a `Secret`, so no Debug or log line can show it.
+    token: crate::secret::Secret,
     script: WorkerScript,
     run_id: String,
     repository: String,
@@ -235,7 +236,9 @@ impl JobFacts {
             request_id: m["requestId"].clone(),
             display_name: s(&m["jobDisplayName"]),
             vss_url: s(&endpoint["url"]),
-            token: s(&endpoint["authorization"]["parameters"]["AccessToken"]),
+            token: crate::secret::Secret::new(s(
+                &endpoint["authorization"]["parameters"]["AccessToken"],
+            )),
             script,
             run_id: dict_get(github, "run_id")
                 .and_then(context_string)
@@ -279,7 +282,8 @@ async fn report(job: &JobFacts, result: &str) -> anyhow::Result<u8> {
     for attempt in 1..=5u64 {
         let sent = client
             .post(&url)
-            .bearer_auth(&job.token)
+            .bearer_auth(job.token.expose())
+            .header("Accept", "application/json; api-version=2.0-preview.1")
             .json(&body)
             .send()
             .await;

@@ -7,25 +7,11 @@
 
 use crate::secret::Secret;
 
-/// Variables inherited from megascaler's own environment.
+/// Variables inherited from megascaler's own environment. Credential-like ones (SSH_AUTH_SOCK,
+/// KUBECONFIG, DOCKER_HOST) are not among them: an entry that needs one sets it in its `env:`.
 pub const ALLOWED: &[&str] = &[
-    "PATH",
-    "HOME",
-    "LANG",
-    "LANGUAGE",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "TMPDIR",
-    "TERM",
-    // The worker scripts under assets/workers/ need these to reach ssh agents, clusters and
-    // docker daemons; none of them is a megascaler credential.
-    "SSH_AUTH_SOCK",
-    "KUBECONFIG",
-    "DOCKER_HOST",
+    "PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SHELL",
+    "TMPDIR", "TERM",
 ];
 
 /// The worker's environment, in the order it is applied.

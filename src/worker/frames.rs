@@ -33,12 +33,21 @@ pub fn encode(kind: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes one frame and flushes.
+/// Writes one frame and flushes; a body over [`MAX_BODY`] is refused, never truncated.
 pub async fn write_frame<W: AsyncWrite + Unpin>(
     w: &mut W,
     kind: FrameType,
     body: &[u8],
 ) -> io::Result<()> {
+    if body.len() > MAX_BODY as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "frame body of {} bytes is over the {MAX_BODY} byte limit",
+                body.len()
+            ),
+        ));
+    }
     w.write_all(&encode(kind as u32, body)).await?;
     w.flush().await
 }

@@ -111,10 +111,18 @@ impl Drop for Serve {
 }
 
 pub async fn simulator(assignment: Assignment) -> SimHandle {
-    let cfg = SimConfig {
+    simulator_with(SimConfig {
         assignment,
-        cancel_timeout: Duration::from_secs(1),
         ..SimConfig::default()
+    })
+    .await
+}
+
+/// A simulator with `cfg`, cancel timeout shortened for tests.
+pub async fn simulator_with(cfg: SimConfig) -> SimHandle {
+    let cfg = SimConfig {
+        cancel_timeout: Duration::from_secs(1),
+        ..cfg
     };
     Simulator::start(cfg).await.expect("simulator starts")
 }

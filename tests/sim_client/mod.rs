@@ -175,7 +175,11 @@ impl Client {
         ua: Option<&str>,
         extra: &[(&str, &str)],
     ) -> Answer {
-        let mut req = self.http.request(method, url);
+        // VSS calls carry their API version in the media type (§2.2); REST ignores it.
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("Accept", "application/json; api-version=6.0-preview");
         if let Some(ua) = ua {
             req = req.header("User-Agent", ua);
         }

@@ -196,10 +196,16 @@ impl Dispatcher {
         let Some(pending) = self.runners.get(name).and_then(|r| r.pending.clone()) else {
             return;
         };
+        let runner_key = self
+            .runners
+            .get(name)
+            .map(|r| r.key.clone())
+            .unwrap_or_default();
         let candidates: Vec<Candidate> = self
             .jobs
             .values()
             .map(|j| Candidate {
+                fits: j.key.is_subset(&runner_key),
                 id: j.view.id,
                 repository: &j.view.repository,
                 run_id: j.view.run_id,
@@ -404,7 +410,7 @@ impl Dispatcher {
         if let Some(runner) = runner {
             out.push(Effect::FinishJob {
                 runner,
-                outcome: outcome.clone(),
+                outcome: public_outcome(&outcome),
             });
         }
         match outcome {
@@ -430,5 +436,25 @@ impl Dispatcher {
                 );
             }
         }
+    }
+}
+
+/// What GitHub gets to see of an outcome: the first line of the reason only. The worker's last
+/// output stays local (job view, job log): it may hold host paths or unmasked text, and GitHub
+/// shows the reason to everyone who can read the run.
+pub(super) fn public_outcome(outcome: &WorkerOutcome) -> WorkerOutcome {
+    let summary = |reason: &str| {
+        let first = reason.lines().next().unwrap_or_default();
+        let first = first.strip_suffix("; last output:").unwrap_or(first);
+        format!("{first} (the worker's output is in the job log on the megascaler host)")
+    };
+    match outcome {
+        WorkerOutcome::Reported => WorkerOutcome::Reported,
+        WorkerOutcome::Failed { reason } => WorkerOutcome::Failed {
+            reason: summary(reason),
+        },
+        WorkerOutcome::Cancelled { reason } => WorkerOutcome::Cancelled {
+            reason: summary(reason),
+        },
     }
 }

@@ -99,8 +99,8 @@ pub enum Input {
     Tick,
 }
 
-/// What the worker needs to start.
-#[derive(Debug, Clone)]
+/// What the worker needs to start. `Debug` leaves out the message (it holds the job token).
+#[derive(Clone)]
 pub struct WorkerStart {
     pub job: JobId,
     pub runner: String,
@@ -112,6 +112,18 @@ pub struct WorkerStart {
     pub job_env: Vec<(String, String)>,
     /// What is spliced into the message's `github.megascaler` context (spec §6.4).
     pub context: crate::protocol::MegascalerContext,
+}
+
+impl std::fmt::Debug for WorkerStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerStart")
+            .field("job", &self.job)
+            .field("runner", &self.runner)
+            .field("entry", &self.entry)
+            .field("message", &format_args!("<{} bytes>", self.message.len()))
+            .field("job_env", &self.job_env)
+            .finish()
+    }
 }
 
 /// REST calls the dispatcher asks for (made with the PAT by the driver).

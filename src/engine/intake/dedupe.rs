@@ -22,6 +22,11 @@ impl DeliveryLog {
         }
     }
 
+    /// True when `id` was recorded.
+    pub fn contains(&self, id: &str) -> bool {
+        self.seen.contains(id)
+    }
+
     /// Records `id`; false when it was already recorded (a duplicate).
     pub fn first_time(&mut self, id: &str) -> bool {
         if self.seen.contains(id) {

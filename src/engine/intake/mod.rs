@@ -48,6 +48,8 @@ pub fn parse_job(job: &Value, repository: &str, status: Option<&str>) -> Option<
         .map(str::to_string)
         .or_else(|| str_of(job, "status"))?;
     let status = ObservedStatus::parse(&status_text)?;
+    // The repository becomes a registration scope: only a plain `owner/repo` is accepted.
+    let repository = crate::config::RepoName::parse(repository)?.full_name();
     let labels = job
         .get("labels")
         .and_then(Value::as_array)
@@ -63,7 +65,7 @@ pub fn parse_job(job: &Value, repository: &str, status: Option<&str>) -> Option<
         .map(|t| t.with_timezone(&Utc));
     Some(ObservedJob {
         id: u64_of(job, "id")?,
-        repository: repository.to_string(),
+        repository,
         run_id: u64_of(job, "run_id").unwrap_or_default(),
         run_attempt: u64_of(job, "run_attempt").unwrap_or(1),
         workflow_name: str_of(job, "workflow_name").unwrap_or_default(),
@@ -121,6 +123,9 @@ mod tests {
             serde_json::json!({"repository": {"full_name": 3}}),
             serde_json::json!({"repository": {"full_name": "o/r"}, "action": "queued", "workflow_job": {"id": "x"}}),
             serde_json::json!({"repository": {"full_name": "o/r"}, "action": "weird", "workflow_job": {"id": 1}}),
+            // Not `owner/repo`: would become an org scope, or a path outside the repository.
+            serde_json::json!({"repository": {"full_name": "myorg"}, "action": "queued", "workflow_job": {"id": 1}}),
+            serde_json::json!({"repository": {"full_name": "o/r/../x"}, "action": "queued", "workflow_job": {"id": 1}}),
         ] {
             assert!(parse_workflow_job_payload(&v).is_none());
         }

@@ -11,17 +11,28 @@ use crate::engine::dispatch::{Input, Source};
 use crate::secret::Secret;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Largest accepted body (GitHub caps payloads at 25 MB).
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// GitHub's delivery ids are GUIDs; anything much longer is not from GitHub.
+pub const MAX_DELIVERY_ID_BYTES: usize = 64;
+
+/// Deliveries handled at once; more get 503 (GitHub shows them as failed, polling recovers).
+pub const MAX_CONCURRENT_DELIVERIES: usize = 32;
+
+/// How long one delivery (body included) may take.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,10 +101,12 @@ pub struct ListenerState {
 
 /// The router: every path accepts POSTed deliveries (as the seed did), `/webhook` included.
 pub fn router(state: Arc<ListenerState>) -> Router {
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_DELIVERIES));
     Router::new()
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(permits, limit))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -106,8 +119,15 @@ async fn handle(
     body: Bytes,
 ) -> (StatusCode, &'static str) {
     let reject = |why: SignatureError| {
-        state.counters.update(|s| s.rejected += 1);
-        tracing::warn!("webhook rejected: {why}");
+        let mut n = 0;
+        state.counters.update(|s| {
+            s.rejected += 1;
+            n = s.rejected;
+        });
+        // Counted always, logged rarely: unsigned traffic must not flood the log.
+        if n == 1 || n % 100 == 0 {
+            tracing::warn!("webhook rejected ({n} so far): {why}");
+        }
         (StatusCode::UNAUTHORIZED, "bad signature\n")
     };
     if let Some(secret) = &state.secret {
@@ -148,16 +168,18 @@ async fn handle(
     let Some(payload) = parsed else {
         return (StatusCode::BAD_REQUEST, "malformed payload\n");
     };
-    if !delivery.is_empty() {
-        let first = state
+    if delivery.len() > MAX_DELIVERY_ID_BYTES {
+        return (StatusCode::BAD_REQUEST, "X-GitHub-Delivery is too long\n");
+    }
+    let seen = !delivery.is_empty()
+        && state
             .deliveries
             .lock()
-            .map(|mut d| d.first_time(&delivery))
-            .unwrap_or(true);
-        if !first {
-            state.counters.update(|s| s.duplicates += 1);
-            return (StatusCode::OK, "duplicate delivery\n");
-        }
+            .map(|d| d.contains(&delivery))
+            .unwrap_or(false);
+    if seen {
+        state.counters.update(|s| s.duplicates += 1);
+        return (StatusCode::OK, "duplicate delivery\n");
     }
     let Some(job) = parse_workflow_job_payload(&payload) else {
         return (StatusCode::ACCEPTED, "not a job megascaler can use\n");
@@ -166,11 +188,35 @@ async fn handle(
         job,
         source: Source::Webhook,
     }) {
-        Ok(()) => (StatusCode::ACCEPTED, "queued\n"),
+        Ok(()) => {
+            // Recorded only once enqueued, so a delivery refused with 503 can be redelivered.
+            if !delivery.is_empty() {
+                if let Ok(mut d) = state.deliveries.lock() {
+                    d.first_time(&delivery);
+                }
+            }
+            (StatusCode::ACCEPTED, "queued\n")
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "engine busy, redeliver later\n",
         ),
+    }
+}
+
+/// Bounds concurrent deliveries and how long one may take (a slow or huge body must not pin
+/// the listener); answers 503 when full and 408 when too slow.
+async fn limit(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = permits.try_acquire() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many deliveries at once\n",
+        )
+            .into_response();
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "delivery took too long\n").into_response(),
     }
 }
 

@@ -35,16 +35,37 @@ pub(crate) enum AcquireError {
 
 impl World {
     /// The message a poll on `channel` answers with: the first one in the inbox that this
-    /// channel can deliver. Broker messages other than job requests are removed when
-    /// delivered (the broker has no per-message delete); v1 messages stay until deleted.
-    pub fn next_message(&mut self, agent_id: u64, channel: Channel) -> Option<Outgoing> {
+    /// channel can deliver. v1 messages stay until deleted but are not redelivered at or below
+    /// the client's `lastMessageId`; on the broker, job requests are delivered once per session
+    /// and other messages are removed when delivered (the broker has no per-message delete).
+    pub fn next_message(
+        &mut self,
+        agent_id: u64,
+        channel: Channel,
+        session_id: &str,
+        last_message_id: Option<u64>,
+    ) -> Option<Outgoing> {
         let inbox: Vec<InboxMessage> = self.agents.get(&agent_id)?.inbox.iter().cloned().collect();
         let (message, out) = inbox
             .into_iter()
+            .filter(|m| {
+                channel == Channel::Broker || last_message_id.is_none_or(|last| m.id > last)
+            })
+            .filter(|m| {
+                channel == Channel::Pipelines
+                    || m.broker_delivered_to.as_deref() != Some(session_id)
+            })
             .find_map(|m| self.render(&m, channel).map(|o| (m, o)))?;
-        let consumed = channel == Channel::Broker && !matches!(message.kind, InboxKind::Job(_));
-        if consumed && let Some(a) = self.agents.get_mut(&agent_id) {
-            a.inbox.retain(|m| m.id != message.id);
+        if channel == Channel::Broker
+            && let Some(a) = self.agents.get_mut(&agent_id)
+        {
+            if matches!(message.kind, InboxKind::Job(_)) {
+                if let Some(m) = a.inbox.iter_mut().find(|m| m.id == message.id) {
+                    m.broker_delivered_to = Some(session_id.to_string());
+                }
+            } else {
+                a.inbox.retain(|m| m.id != message.id);
+            }
         }
         Some(out)
     }
@@ -77,14 +98,14 @@ impl World {
                         let url = if self.cfg.legacy_job_message {
                             String::new()
                         } else {
-                            self.run_service_url()
+                            self.message_run_service_url()
                         };
                         let body = json!({
                             "id": job.runner_request_id,
                             "runner_request_id": job.runner_request_id,
                             "run_service_url": url,
                             "billing_owner_id": "",
-                            "should_acknowledge": true,
+                            "should_acknowledge": self.cfg.should_acknowledge,
                         });
                         Some(out(Some(m.id), "RunnerJobRequest", body.to_string()))
                     }
@@ -113,6 +134,7 @@ impl World {
             id,
             kind: InboxKind::Other { message_type, body },
             migration_deleted: false,
+            broker_delivered_to: None,
         });
         true
     }

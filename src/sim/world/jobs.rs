@@ -68,7 +68,13 @@ impl World {
         self.insert_job(spec, run_id, attempt, now)
     }
 
-    fn insert_job(&mut self, spec: JobSpec, run_id: u64, attempt: u32, now: DateTime<Utc>) -> u64 {
+    pub(super) fn insert_job(
+        &mut self,
+        spec: JobSpec,
+        run_id: u64,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> u64 {
         let id = self.next_id();
         let request_id = self.next_id();
         let snapshot = SimJob {
@@ -151,8 +157,14 @@ impl World {
                     id: a.id,
                     labels: &a.labels,
                     registered_seq: a.seq,
-                    online: a.session.is_some(),
-                    had_job: a.had_job,
+                    // A runner told to use the broker gets jobs only over a broker session.
+                    online: a
+                        .session
+                        .as_ref()
+                        .and_then(|s| self.sessions.get(s))
+                        .is_some_and(|s| s.broker || !self.must_use_broker(a)),
+                    busy: a.job.is_some(),
+                    had_job: a.ephemeral && a.had_job,
                     scope: &a.scope,
                 })
                 .collect();
@@ -230,6 +242,7 @@ impl World {
                 id: message_id,
                 kind: InboxKind::Job(job_id),
                 migration_deleted: false,
+                broker_delivered_to: None,
             });
         }
         true
@@ -279,14 +292,28 @@ impl World {
         if agent.taken.contains(&job_id) {
             return Ok(());
         }
+        // One job per ephemeral runner; one at a time for the others (maxParallelism 1).
+        let ephemeral = agent.ephemeral;
+        let earlier: Vec<u64> = agent.taken.clone();
         agent.taken.push(job_id);
-        if agent.taken.len() > 1 {
+        let second = earlier.iter().any(|j| {
+            ephemeral
+                || self
+                    .jobs
+                    .get(j)
+                    .is_some_and(|j| j.snapshot.status != JobStatus::Completed)
+        });
+        if second {
+            let Some(agent) = self.agents.get(&agent_id) else {
+                return Ok(());
+            };
             let name = agent.name.clone();
-            self.violation(
-                endpoint,
-                Some(name),
-                format!("a one-job runner took a second job ({job_id})"),
-            );
+            let what = if ephemeral {
+                "a one-job runner took a second job"
+            } else {
+                "a runner took a second job while busy"
+            };
+            self.violation(endpoint, Some(name), format!("{what} ({job_id})"));
         }
         Ok(())
     }
@@ -334,6 +361,20 @@ impl World {
         outputs: Option<serde_json::Value>,
     ) -> Result<(), TakeError> {
         let now = Utc::now();
+        // A job its runner took but never renewed still ran on that runner: `in_progress`
+        // (with the runner) comes before `completed`, unlike a job cancelled while queued.
+        let taken = self
+            .jobs
+            .get(&job_id)
+            .and_then(|j| j.offered_to)
+            .is_some_and(|a| {
+                self.agents
+                    .get(&a)
+                    .is_some_and(|a| a.taken.contains(&job_id))
+            });
+        if taken {
+            self.start(job_id);
+        }
         let job = self.jobs.get_mut(&job_id).ok_or(TakeError::NotFound)?;
         if job.snapshot.status == JobStatus::Completed {
             return Err(TakeError::Completed);
@@ -358,76 +399,9 @@ impl World {
                 self.delete_agent(agent_id);
             }
         }
+        // A non-ephemeral runner is idle again.
+        self.try_assign();
         Ok(())
-    }
-
-    /// Cancels a run: queued jobs end as cancelled; running ones get `JobCancellation`
-    /// (with `force`, they also end as cancelled at once).
-    pub fn cancel_run(&mut self, run_id: u64, force: bool) -> bool {
-        if !self.runs.contains_key(&run_id) {
-            return false;
-        }
-        let cancel_timeout = self.cfg.cancel_timeout;
-        let ids: Vec<u64> = self
-            .jobs
-            .values()
-            .filter(|j| j.snapshot.run_id == run_id && j.snapshot.status != JobStatus::Completed)
-            .map(|j| j.snapshot.id)
-            .collect();
-        for id in ids {
-            let Some(job) = self.jobs.get(&id) else {
-                continue;
-            };
-            let offered = job.offered_to;
-            let untaken = offered
-                .and_then(|a| self.agents.get(&a))
-                .is_none_or(|a| !a.taken.contains(&id));
-            if job.snapshot.status == JobStatus::Queued && untaken {
-                if let Some(agent) = offered.and_then(|a| self.agents.get(&a)).cloned() {
-                    self.requeue_if_untaken(id, &agent);
-                }
-                if let Some(job) = self.jobs.get_mut(&id) {
-                    job.offered_to = None;
-                }
-                let _ = self.complete(id, "canceled", CompletionPath::Cancelled, None);
-                continue;
-            }
-            let message_id = self.next_id();
-            if let Some(job) = self.jobs.get_mut(&id) {
-                job.cancel_deadline = Some(after(Utc::now(), cancel_timeout));
-            }
-            if let Some(agent) = offered.and_then(|a| self.agents.get_mut(&a)) {
-                agent.inbox.push_back(InboxMessage {
-                    id: message_id,
-                    kind: InboxKind::Cancel(id),
-                    migration_deleted: false,
-                });
-            }
-            if force {
-                let _ = self.complete(id, "canceled", CompletionPath::Cancelled, None);
-            }
-        }
-        true
-    }
-
-    /// Re-runs a completed job as a new attempt of its run; returns the new job id.
-    pub fn rerun_job(&mut self, job_id: u64) -> Option<u64> {
-        let job = self.jobs.get(&job_id)?;
-        if job.snapshot.status != JobStatus::Completed {
-            return None;
-        }
-        let spec = JobSpec {
-            repository: job.snapshot.repository.clone(),
-            labels: job.snapshot.labels.clone(),
-            workflow_name: job.snapshot.workflow_name.clone(),
-            job_name: job.snapshot.job_name.clone(),
-            run_id: Some(job.snapshot.run_id),
-            script: job.script.clone(),
-        };
-        let run = self.runs.get_mut(&spec.run_id?)?;
-        run.attempt += 1;
-        let (run_id, attempt) = (run.id, run.attempt);
-        Some(self.insert_job(spec, run_id, attempt, Utc::now()))
     }
 
     /// Records issues and log lines reported for a job (kept after completion, for tests).

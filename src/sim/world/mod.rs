@@ -7,12 +7,15 @@
 
 mod delivery;
 mod jobs;
+mod report;
 mod runners;
+mod runs;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use delivery::{AcquireError, Channel, Outgoing};
-pub(crate) use jobs::{JobFlow, TakeError, conclusion_for};
+pub(crate) use jobs::{JobFlow, TakeError};
+pub(crate) use report::ReportError;
 pub(crate) use runners::{AddError, NewAgent, SessionError};
 
 use super::config::{SimConfig, WebhookFaults, WebhookTarget};
@@ -49,6 +52,8 @@ pub(crate) struct Agent {
     pub inbox: VecDeque<InboxMessage>,
     /// Runner-request ids it acknowledged at the broker.
     pub acknowledged: Vec<String>,
+    /// v1 message ids it deleted (a second delete is a violation).
+    pub deleted_messages: Vec<u64>,
     /// Algorithm of the last accepted client assertion.
     pub assertion_alg: Option<String>,
 }
@@ -60,6 +65,9 @@ pub(crate) struct InboxMessage {
     pub kind: InboxKind,
     /// v1 delivery of the `BrokerMigration` stand-in was deleted by the runner.
     pub migration_deleted: bool,
+    /// The broker session a job request was delivered to: the broker delivers it once per
+    /// session (it has no delete; acknowledge and acquire follow).
+    pub broker_delivered_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +89,8 @@ pub(crate) struct Session {
     pub broker: bool,
     pub key: Option<[u8; 32]>,
     pub owner_name: String,
+    /// Last poll (start or end); sessions idle for `session_idle_timeout` are dropped.
+    pub last_seen: DateTime<Utc>,
 }
 
 /// A job as the service tracks it.
@@ -138,6 +148,8 @@ pub(crate) struct World {
     pub webhook_faults: WebhookFaults,
     webhooks: UnboundedSender<WebhookEvent>,
     pub budget: RestBudget,
+    /// `jti` of accepted client assertions → their `exp` (replay detection).
+    pub seen_assertions: HashMap<String, i64>,
 }
 
 impl World {
@@ -163,6 +175,7 @@ impl World {
             faults: HashMap::new(),
             webhook_faults: WebhookFaults::default(),
             webhooks,
+            seen_assertions: HashMap::new(),
         }
     }
 
@@ -241,6 +254,15 @@ impl World {
 
     pub fn broker_url(&self) -> String {
         format!("{}_services/broker/", self.base)
+    }
+
+    /// The `run_service_url` a `RunnerJobRequest` names (see `run_service_url_differs`).
+    pub fn message_run_service_url(&self) -> String {
+        if self.cfg.run_service_url_differs {
+            format!("{}_services/run-message/", self.base)
+        } else {
+            self.run_service_url()
+        }
     }
 
     pub fn run_service_url(&self) -> String {

@@ -41,6 +41,14 @@ impl World {
         if exists {
             return Err(AddError::NameExists);
         }
+        if let Some(problem) = new.key.encoding_problem() {
+            let endpoint = if new.runner_admin {
+                crate::sim::endpoint::ADMIN_REGISTER
+            } else {
+                crate::sim::endpoint::AGENTS_ADD
+            };
+            self.violation(endpoint, Some(new.name.clone()), problem);
+        }
         let id = self.next_id();
         let seq = self.next_id();
         let agent = Agent {
@@ -62,10 +70,55 @@ impl World {
             taken: Vec::new(),
             inbox: Default::default(),
             acknowledged: Vec::new(),
+            deleted_messages: Vec::new(),
             assertion_alg: None,
         };
         self.agents.insert(id, agent.clone());
         Ok(agent)
+    }
+
+    /// Replaces a registration in place (`PUT agents/{id}`): same id, new name, labels and
+    /// key; its session ends and an offer it never took goes back to the queue.
+    pub fn replace_agent(&mut self, id: u64, new: NewAgent) -> Result<Agent, AddError> {
+        let clash = self.agents.values().any(|a| {
+            a.id != id
+                && a.name.eq_ignore_ascii_case(&new.name)
+                && a.scope.eq_ignore_ascii_case(&new.scope)
+        });
+        if clash {
+            return Err(AddError::NameExists);
+        }
+        let Some(old) = self.agents.get(&id).cloned() else {
+            return Err(AddError::NameExists);
+        };
+        if let Some(session) = &old.session {
+            self.delete_session(session);
+        }
+        let seq = self.next_id();
+        let Some(agent) = self.agents.get_mut(&id) else {
+            return Err(AddError::NameExists);
+        };
+        agent.name = new.name;
+        agent.labels = new.labels;
+        agent.ephemeral = new.ephemeral;
+        agent.key = new.key;
+        agent.version = new.version;
+        agent.os_description = new.os_description;
+        agent.seq = seq;
+        let agent = agent.clone();
+        self.try_assign();
+        Ok(agent)
+    }
+
+    /// The runner was told to use the broker: `UseV2Flow`+`ServerUrlV2` on the agent, or it
+    /// registered through the runner-admin flow ("runner admin implies broker", §3.6).
+    pub fn must_use_broker(&self, agent: &Agent) -> bool {
+        use crate::sim::config::BrokerMode;
+        agent.runner_admin
+            || matches!(
+                self.cfg.broker,
+                BrokerMode::AgentProperties | BrokerMode::SessionMigration
+            )
     }
 
     pub fn agent_by_name(&self, name: &str) -> Option<&Agent> {
@@ -99,6 +152,21 @@ impl World {
             .agents
             .get(&agent_id)
             .ok_or(SessionError::AgentNotFound)?;
+        // Following a `brokerMigrationMessage`, the broker session replaces the v1 one.
+        let migrating = broker
+            && self.cfg.broker == crate::sim::config::BrokerMode::SessionMigration
+            && agent
+                .session
+                .as_ref()
+                .and_then(|s| self.sessions.get(s))
+                .is_some_and(|s| !s.broker);
+        if migrating && let Some(old) = agent.session.clone() {
+            self.delete_session(&old);
+        }
+        let agent = self
+            .agents
+            .get(&agent_id)
+            .ok_or(SessionError::AgentNotFound)?;
         if agent.session.is_some() {
             return Err(SessionError::Conflict);
         }
@@ -113,6 +181,7 @@ impl World {
             broker,
             key,
             owner_name,
+            last_seen: Utc::now(),
         };
         self.sessions.insert(session.id.clone(), session.clone());
         if let Some(agent) = self.agents.get_mut(&agent_id) {
@@ -137,6 +206,31 @@ impl World {
         }
         self.try_assign();
         true
+    }
+
+    /// Notes a poll on a session (it is alive).
+    pub fn touch_session(&mut self, session_id: &str) {
+        if let Some(s) = self.sessions.get_mut(session_id) {
+            s.last_seen = Utc::now();
+        }
+    }
+
+    /// Drops sessions nobody polled for `session_idle_timeout` (a runner that went away without
+    /// deleting its session); their untaken offers go back to the queue. True when any went.
+    pub fn expire_sessions(&mut self, now: chrono::DateTime<Utc>) -> bool {
+        let Some(timeout) = self.cfg.session_idle_timeout else {
+            return false;
+        };
+        let stale: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| crate::sim::tokens::after(s.last_seen, timeout) <= now)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &stale {
+            self.delete_session(id);
+        }
+        !stale.is_empty()
     }
 
     /// The broker session of a runner (the broker knows the runner from its token).

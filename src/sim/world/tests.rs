@@ -128,8 +128,9 @@ fn locks_and_cancel_deadlines_expire() {
     let rerun = w.rerun_job(j).unwrap();
     assert_eq!(w.jobs[&rerun].snapshot.run_attempt, 2);
     assert_eq!(
-        w.jobs[&rerun].offered_to, None,
-        "the runner already had its job"
+        w.jobs[&rerun].offered_to,
+        Some(a),
+        "a non-ephemeral runner takes the next job"
     );
 }
 

@@ -417,6 +417,17 @@ async fn ping_unsigned_and_form_encoded_webhooks() {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
     let payload: Value = serde_json::from_str(&form[0].1).unwrap();
     assert_eq!(payload["workflow_job"]["id"], json!(id));
+    sim.set_webhook_faults(WebhookFaults {
+        malformed: 1.0,
+        ..Default::default()
+    });
+    sim.queue_job(JobSpec::new(REPO, &["x"]));
+    let (h, body) = next(&mut rx).await;
+    assert_eq!(
+        h["x-hub-signature-256"].to_str().unwrap(),
+        sign_webhook(secret.as_bytes(), &body)
+    );
+    assert!(serde_json::from_slice::<Value>(&body).is_err());
     sim.shutdown();
 }
 

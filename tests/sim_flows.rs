@@ -84,10 +84,8 @@ async fn v1_job(cfg: SimConfig, alg: Algorithm, fips_session: bool) -> Value {
         .await;
     assert_eq!(del.status, StatusCode::OK);
     let req_id = job["requestId"].as_u64().unwrap().to_string();
-    let renew_url = format!(
-        "{}?lockToken=00000000-0000-0000-0000-000000000000",
-        r.url(JOBREQUESTS, &[("poolId", pool), ("requestId", &req_id)])
-    );
+    // Runner::url adds `?lockToken=<zero GUID>` to job request URLs.
+    let renew_url = r.url(JOBREQUESTS, &[("poolId", pool), ("requestId", &req_id)]);
     let renew = c
         .call(
             Method::PATCH,

@@ -177,6 +177,21 @@ async fn reports_must_use_the_flows_api_and_task_results() {
             .status,
         StatusCode::OK
     );
+    // A job request call without the zero lock token is recorded (§5.4).
+    let bare = location(
+        &r.tenant,
+        &r.connection_data,
+        JOBREQUESTS,
+        &[("poolId", "1"), ("requestId", &req)],
+    );
+    c.call(
+        Method::PATCH,
+        &bare,
+        Scheme::Bearer(&r.token),
+        Some(json!({})),
+    )
+    .await;
+    assert!(violated(&sim, "lockToken"));
     let j = sim.job(id).unwrap();
     assert_eq!(
         (j.conclusion.as_deref(), j.runner_name.as_deref()),

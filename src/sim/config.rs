@@ -222,6 +222,9 @@ pub struct WebhookFaults {
     /// Extra delay for `in_progress` deliveries only (GitHub sends them 1-60 s late).
     #[serde(default, with = "humantime_serde_millis")]
     pub in_progress_delay: std::time::Duration,
+    /// Probability that a delivery's body is truncated JSON (correctly signed).
+    #[serde(default)]
+    pub malformed: f64,
     /// Probability that a delivery is signed with the wrong secret.
     #[serde(default)]
     pub bad_signature: f64,

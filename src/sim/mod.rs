@@ -6,10 +6,13 @@
 //! It must not depend on megascaler's own client code (tests drive it with plain HTTP), and it
 //! never sleeps to wait for state: long polls and [`SimHandle::wait_until`] await a change signal.
 //!
-//! Layout: [`config`] (the knobs), [`model`] (what tests read back), `world` (the state and its
-//! transitions), `assign` (GitHub's pure assignment rule), `tokens`, `crypto`, `message` (the job
-//! message), the HTTP faces (`rest`, `admin`, `pipelines`, `oauth`, `broker`, `control`),
-//! `webhook` (signed deliveries with faults), [`worker`] and [`standalone`].
+//! Layout: [`config`] (the knobs), [`model`] (what tests read back, endpoint names), `world`
+//! (the state and its transitions: runners, delivery, jobs, runs, reports), `assign` (GitHub's
+//! pure assignment rule), `tokens`, `crypto`, `message` (the job message), `caller` (which
+//! credential a request carries), the HTTP faces (`http` router and error shapes, `rest` and
+//! `rest_runs`, `admin`, `pipelines`, `sessions`, `plan`, `oauth`, `broker`, `control` for
+//! `/_sim/`), `server` ([`SimHandle`]), `webhook` (signed deliveries with faults), [`worker`]
+//! (`megascaler sim-worker`) and [`standalone`] (`megascaler sim`).
 
 mod admin;
 mod assign;

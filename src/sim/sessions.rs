@@ -336,12 +336,24 @@ async fn update_job_request(
     State(shared): SimState,
     Path((_p, request)): Path<(u64, u64)>,
     headers: HeaderMap,
+    Query(q): Q,
     body: Bytes,
 ) -> Response {
     if let Err(r) = begin(&shared, endpoint::JOB_REQUEST_UPDATE, &headers).await {
         return r;
     }
     let body = json_body(&body);
+    // Both runners send the all-zero lock token (§5.4).
+    let lock_token = query_param(&q, "lockToken").map(str::to_string);
+    if lock_token.as_deref() != Some("00000000-0000-0000-0000-000000000000") {
+        shared.update(|w| {
+            w.violation(
+                endpoint::JOB_REQUEST_UPDATE,
+                None,
+                format!("lockToken {lock_token:?} is not the zero GUID"),
+            )
+        });
+    }
     shared.update(|w| {
         let agent = match runner_of(w, &headers, endpoint::JOB_REQUEST_UPDATE, Family::Vss) {
             Ok(a) => a,

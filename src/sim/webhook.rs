@@ -177,7 +177,10 @@ async fn send(client: &reqwest::Client, delivery: &str, event: &WebhookEvent) {
         return;
     };
     let faults = &event.faults;
-    let json = event.payload.to_string();
+    let mut json = event.payload.to_string();
+    if rand::random_bool(faults.malformed.clamp(0.0, 1.0)) {
+        json.truncate(json.len() / 2);
+    }
     // GitHub's form variant: the JSON in the `payload` field, signed over the form body.
     let form = rand::random_bool(faults.form_encoded.clamp(0.0, 1.0));
     let (content_type, body) = if form {

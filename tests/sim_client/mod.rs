@@ -254,8 +254,14 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// A pipelines URL for this runner; job requests carry the zero lock token (§5.4).
     pub fn url(&self, guid: &str, values: &[(&str, &str)]) -> String {
-        location(&self.tenant, &self.connection_data, guid, values)
+        let url = location(&self.tenant, &self.connection_data, guid, values);
+        if guid == JOBREQUESTS {
+            format!("{url}?lockToken=00000000-0000-0000-0000-000000000000")
+        } else {
+            url
+        }
     }
     pub fn agent_id(&self) -> u64 {
         self.agent["id"].as_u64().unwrap()

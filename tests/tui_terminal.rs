@@ -191,7 +191,7 @@ fn dashboard_loop_over_a_fake_engine() {
     ));
     let me = std::env::current_exe().expect("this test binary");
     let command = format!(
-        "{FAKE_ENGINE_CHILD}='{}' exec '{}' --ignored --exact fake_engine_child_process --test-threads=1",
+        "{FAKE_ENGINE_CHILD}='{}' '{}' --ignored --exact fake_engine_child_process --test-threads=1",
         record.display(),
         me.display()
     );
@@ -229,7 +229,7 @@ fn dashboard_loop_over_a_fake_engine() {
     );
     tmux.keys(&["q"]);
     let deadline = Instant::now() + TIMEOUT;
-    while tmux.pane("#{pane_dead}") != "1" {
+    while tmux.exit_status().is_none() {
         assert!(
             Instant::now() < deadline,
             "the dashboard did not exit after q:\n{}",
@@ -237,7 +237,7 @@ fn dashboard_loop_over_a_fake_engine() {
         );
         std::thread::sleep(POLL);
     }
-    assert_eq!(tmux.pane("#{pane_dead_status}"), "0", "exits 0");
+    assert_eq!(tmux.exit_status().as_deref(), Some("0"), "exits 0");
     let commands = std::fs::read_to_string(&record).unwrap_or_default();
     let _ = std::fs::remove_file(&record);
     assert_eq!(

@@ -18,7 +18,7 @@ fn demo_in_tmux_shows_output_cancels_a_job_and_quits_cleanly() {
         return;
     };
     let exe = env!("CARGO_BIN_EXE_megascaler");
-    let tmux = Tmux::start(tmux_bin, &format!("exec '{exe}' demo"), 120, 40);
+    let tmux = Tmux::start(tmux_bin, &format!("'{exe}' demo"), 120, 40);
     let leader = tmux.pane_pid();
     assert!(leader > 0, "the pane has a process");
     let mut seen = family(leader);
@@ -87,7 +87,7 @@ fn demo_in_tmux_shows_output_cancels_a_job_and_quits_cleanly() {
     // Other demo jobs may still run: then the quit dialog says so and asks.
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        if tmux.pane("#{pane_dead}") == "1" {
+        if tmux.exit_status().is_some() {
             break;
         }
         let screen = tmux.screen();
@@ -103,10 +103,15 @@ fn demo_in_tmux_shows_output_cancels_a_job_and_quits_cleanly() {
         std::thread::sleep(POLL);
     }
     assert_eq!(
-        tmux.pane("#{pane_dead_status}"),
-        "0",
+        tmux.exit_status().as_deref(),
+        Some("0"),
         "the demo exits with status 0"
     );
+    // The pane's shell wrote the status; let it end too before looking for stragglers.
+    let deadline = Instant::now() + TIMEOUT;
+    while tmux.pane("#{pane_dead}") != "1" && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+    }
     seen.sort_unstable();
     seen.dedup();
     assert!(seen.len() > 1, "the demo started workers: {seen:?}");

@@ -37,21 +37,29 @@ pub struct Tmux {
     socket: String,
     /// The pane's processes seen while polling.
     seen: RefCell<Vec<Proc>>,
+    /// Where the pane's shell writes the command's exit status (tmux's own
+    /// `pane_dead_status` is sometimes never set on a loaded machine).
+    status_file: PathBuf,
 }
 
 impl Tmux {
-    /// A fresh tmux server with one session `demo` of the given size running `command`; the
-    /// pane stays after the command exits, so its exit status can be read.
+    /// A fresh tmux server with one session `demo` of the given size running `command` in a
+    /// shell that then records its exit status (see [`Tmux::exit_status`]).
     pub fn start(binary: PathBuf, command: &str, width: u16, height: u16) -> Tmux {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
+        let socket = format!("megascaler-test-{}-{nanos}", std::process::id());
+        let status_file = std::env::temp_dir().join(format!("{socket}.status"));
         let tmux = Tmux {
             binary,
-            socket: format!("megascaler-test-{}-{nanos}", std::process::id()),
+            socket,
             seen: RefCell::new(Vec::new()),
+            status_file,
         };
+        let command = format!("{command}; echo $? > '{}'", tmux.status_file.display());
+        let command = command.as_str();
         let (w, h) = (width.to_string(), height.to_string());
         tmux.ok(&[
             "new-session",
@@ -125,6 +133,14 @@ impl Tmux {
         self.pane("#{pane_pid}").parse().unwrap_or(0)
     }
 
+    /// The command's exit status once it exited.
+    pub fn exit_status(&self) -> Option<String> {
+        std::fs::read_to_string(&self.status_file)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
     /// Records the pane's processes, for the checks and for the drop guard.
     pub fn record(&self, procs: &[Proc]) {
         self.seen.borrow_mut().extend_from_slice(procs);
@@ -138,6 +154,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.status_file);
         let leader = self.pane_pid_quiet();
         let _ = Command::new(&self.binary)
             .args(["-L", &self.socket, "kill-server"])

@@ -9,7 +9,7 @@ mod tui_support;
 
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tui_support::{POLL, TIMEOUT, TMUX, Tmux, job_rows, tmux_binary};
+use tui_support::{POLL, RemoveOnDrop, TIMEOUT, TMUX, Tmux, job_rows, tmux_binary};
 
 /// Set in the environment of the child process of
 /// [`a_panic_restores_the_terminal_logs_and_exits_non_zero`].
@@ -43,6 +43,7 @@ fn a_panic_restores_the_terminal_logs_and_exits_non_zero() {
     };
     let logs = std::env::temp_dir().join(format!("megascaler-panic-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&logs);
+    let _cleanup = RemoveOnDrop(logs.clone());
     let me = std::env::current_exe().expect("this test binary");
     // The shell reports the exit status and whether the terminal is back in canonical mode.
     let command = format!(
@@ -189,6 +190,7 @@ fn dashboard_loop_over_a_fake_engine() {
             .map(|d| d.as_nanos())
             .unwrap_or_default()
     ));
+    let _cleanup = RemoveOnDrop(record.clone());
     let me = std::env::current_exe().expect("this test binary");
     let command = format!(
         "{FAKE_ENGINE_CHILD}='{}' '{}' --ignored --exact fake_engine_child_process --test-threads=1",

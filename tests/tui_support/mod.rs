@@ -159,6 +159,14 @@ impl Drop for Tmux {
         let _ = Command::new(&self.binary)
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        // tmux may leave the socket file of a killed server behind.
+        let uid = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata("/proc/self").unwrap_or_else(|_| std::fs::metadata("/").expect("/")),
+        );
+        let dir = std::env::var_os("TMUX_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        let _ = std::fs::remove_file(dir.join(format!("tmux-{uid}")).join(&self.socket));
         // A pane process that hangs in its shutdown, and workers in their own process groups,
         // would outlive the server: kill every process group seen, if it still runs.
         let mut procs = self.seen.borrow().clone();
@@ -248,4 +256,14 @@ pub fn alive(p: &Proc) -> bool {
 /// The rows of the jobs table that mention `needle`.
 pub fn job_rows<'a>(screen: &'a str, needle: &str) -> Vec<&'a str> {
     screen.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// Removes a file or directory when dropped, so a failing test leaves no litter either.
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

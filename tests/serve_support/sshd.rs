@@ -90,3 +90,13 @@ pub fn start_sshd(dir: &Path) -> Result<Sshd, String> {
     }
     Err("sshd did not start listening".into())
 }
+
+/// What a test does when sshd cannot run: on a developer machine it prints why and the test
+/// returns; under CI (`CI` set, where sshd is installed) a missing sshd is a failure, so the
+/// ssh tests cannot pass without running.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} cannot run under CI: {why}");
+    }
+    println!("SKIPPED {test}: {why} (under CI this fails)");
+}

@@ -502,3 +502,38 @@ async fn wait_for_file(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The check the other tests rely on bites: a worker entry that starts sim-worker for other
+/// labels than the job's (a stand-in for megascaler choosing the wrong worker) fails the job,
+/// with the reason in the job's log, although megascaler's own splice agrees with the entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_started_for_other_labels_fails_its_job() {
+    let mut worker = Worker::sim(&["self-hosted", "linux"]);
+    worker.args = vec![
+        BIN.into(),
+        "sim-worker".into(),
+        "--labels".into(),
+        "self-hosted,windows".into(),
+    ];
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(&sim, Setup::new(vec![worker])).await;
+    let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], None);
+    let id = ids[0].0;
+    all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
+    let job = sim.job(id).unwrap();
+    assert_eq!(job.conclusion.as_deref(), Some("failure"), "{job:?}");
+    let log = std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log")))
+        .unwrap_or_default();
+    assert!(
+        log.contains(
+            "wrong worker: started for labels [self-hosted, windows] but the job needs [self-hosted, linux]"
+        ),
+        "{log}"
+    );
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}

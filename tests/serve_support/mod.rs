@@ -170,14 +170,6 @@ pub async fn simulator_with(cfg: SimConfig) -> SimHandle {
     Simulator::start(cfg).await.expect("simulator starts")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn yaml_list(items: &[String]) -> String {
     let quoted: Vec<String> = items
         .iter()
@@ -189,7 +181,6 @@ fn yaml_list(items: &[String]) -> String {
 /// Writes the config, starts serve, points the simulator's webhooks at it, waits until it listens.
 pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let run = uuid::Uuid::new_v4().to_string();
     let marker = format!("{RUN_MARKER}={run}");
     let mut yaml = format!(
@@ -199,7 +190,9 @@ pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
         state = dir.path().join("state").display()
     );
     if setup.webhooks {
-        yaml.push_str(&format!("address: 127.0.0.1:{port}\nsecret: {SECRET}\n"));
+        // Port 0: serve binds a free port itself and logs it (no port handed over between
+        // processes for a parallel test to take).
+        yaml.push_str(&format!("address: 127.0.0.1:0\nsecret: {SECRET}\n"));
     }
     if setup.polling {
         yaml.push_str("poll_interval: 1s\n");
@@ -252,17 +245,17 @@ pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
         marker,
     };
     if setup.webhooks {
-        let mut up = false;
-        for _ in 0..600 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(up, "serve never listened: {}", serve.stderr());
+        let bound = |log: &str| -> Option<String> {
+            let rest = log.split("webhook listener on http://").nth(1)?;
+            Some(rest.split('/').next()?.to_string())
+        };
+        let (log, up) = serve
+            .wait_for_stderr(|l| bound(l).is_some(), Duration::from_secs(60))
+            .await;
+        assert!(up, "serve never listened: {log}");
+        let addr = bound(&log).unwrap_or_default();
         sim.set_webhook_target(Some(WebhookTarget {
-            url: format!("http://127.0.0.1:{port}/webhook").parse().unwrap(),
+            url: format!("http://{addr}/webhook").parse().unwrap(),
             secret: SECRET.into(),
         }));
     }

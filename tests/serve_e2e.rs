@@ -59,6 +59,16 @@ async fn fifty_jobs_with_the_worst_runner_choice_each_run_their_own_worker() {
         "runners left: {:?}",
         sim.runners()
     );
+    // sim-worker also compared megascaler's splice with the truth (not skipped as absent).
+    for (id, labels) in &ids {
+        let log = std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log")))
+            .unwrap_or_default();
+        let want = format!(
+            "identity checked: true job {id} [{l}]; megascaler's splice: job {id} [{l}]",
+            l = labels.join(", ")
+        );
+        assert!(log.contains(&want), "job {id}: {log}");
+    }
     assert!(
         sim.violations().is_empty(),
         "protocol violations: {:?}",
@@ -457,6 +467,11 @@ async fn a_second_signal_exits_at_once_and_takes_the_workers_with_it() {
         .await;
     assert!(ok, "two workers never started: {log}");
     let pids = started_pids(&log);
+    let marked = serve.marked_processes();
+    assert!(
+        pids.iter().all(|p| marked.contains(p)),
+        "the workers carry the drop guard's marker: started {pids:?}, marked {marked:?}"
+    );
     let child = serve.child.as_ref().unwrap().id() as i32;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child),
@@ -536,4 +551,43 @@ async fn a_worker_started_for_other_labels_fails_its_job() {
             .await,
         Some(0)
     );
+}
+
+/// The drop guard of a failed test: dropping `Serve` kills serve and every worker it started,
+/// also workers that ignore signals and live in their own process groups.
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_serve_kills_the_workers_it_started() {
+    let sim = simulator(Assignment::First).await;
+    let serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    let script = WorkerScript {
+        steps: 1000,
+        step_millis: 100,
+        hang_on_cancel: true,
+        ..Default::default()
+    };
+    let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], Some(script));
+    let path = serve.state_dir().join(format!("jobs/{}.log", ids[0].0));
+    assert!(
+        wait_for_file(
+            &path,
+            |l| l.contains("Run step 1 of"),
+            Duration::from_secs(120)
+        )
+        .await,
+        "worker never started: {}",
+        serve.stderr()
+    );
+    let marker = serve.marker.clone();
+    let serve_pid = serve.child.as_ref().unwrap().id() as i32;
+    let workers = serve.marked_processes();
+    assert!(
+        workers.iter().any(|p| *p != serve_pid),
+        "a marked worker runs: {workers:?}"
+    );
+    drop(serve);
+    assert_eq!(marked_processes(&marker), Vec::<i32>::new());
 }

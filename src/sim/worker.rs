@@ -60,6 +60,21 @@ pub async fn run_with_labels(labels: Option<Vec<String>>) -> anyhow::Result<u8> 
         println!("sim-worker: wrong worker: {reason}");
         return report(&job, "failed").await;
     }
+    // Says what the check covered, so a test can tell a checked splice from an absent one.
+    println!(
+        "sim-worker: identity checked: true job {} [{}]; megascaler's splice: job {} [{}]",
+        job.script
+            .true_job_id
+            .map_or("unknown".to_string(), |i| i.to_string()),
+        job.script
+            .true_labels
+            .as_deref()
+            .unwrap_or_default()
+            .join(", "),
+        job.spliced_job_id
+            .map_or("absent".to_string(), |i| i.to_string()),
+        job.spliced_labels.as_deref().unwrap_or_default().join(", "),
+    );
     let mut result = if script.conclusion.eq_ignore_ascii_case("failure") {
         "failed"
     } else {

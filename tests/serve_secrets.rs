@@ -5,7 +5,7 @@
 
 mod serve_support;
 
-use megascaler::sim::Assignment;
+use megascaler::sim::{Assignment, Fault, endpoint};
 use serve_support::*;
 use std::time::Duration;
 
@@ -53,6 +53,11 @@ async fn no_credential_reaches_a_worker_or_a_log_file() {
     ];
     // Debug and trace lines are where a credential leaks most easily.
     setup.rust_log = "trace".into();
+    // Error paths: one answer of each of these quotes the request's credential (PAT, runner
+    // OAuth client assertion, runner bearer token) in its error text, which must not reach a log.
+    for ep in ECHOED {
+        sim.inject(ep, Fault::EchoCredential { status: 500 }, 1);
+    }
     let mut serve = start_serve(&sim, setup).await;
     let ids = queue(&sim, 3, &[&["self-hosted", "linux"]], None);
     all_done(
@@ -69,6 +74,13 @@ async fn no_credential_reaches_a_worker_or_a_log_file() {
         Some(0)
     );
 
+    let counters = sim.counters();
+    for ep in ECHOED {
+        assert!(
+            counters.get(ep) >= 2,
+            "{ep} was called again after its echoing error"
+        );
+    }
     let mut needles: Vec<String> = vec![
         sim.pat().to_string(),
         SECRET.to_string(),
@@ -140,6 +152,16 @@ async fn no_credential_reaches_a_worker_or_a_log_file() {
         std::fs::read_to_string(capture.path().join(format!("{}-release/args", ids[0].0))).unwrap();
     assert!(release_args.contains("target-1"), "{release_args}");
 }
+
+/// Endpoints whose first answer echoes the credential the request carried.
+const ECHOED: [&str; 6] = [
+    endpoint::RUNS_LIST,
+    endpoint::REGISTRATION_TOKEN,
+    endpoint::RUNNER_REGISTRATION,
+    endpoint::OAUTH_TOKEN,
+    endpoint::MESSAGES_GET,
+    endpoint::JOB_REQUEST_UPDATE,
+];
 
 /// An unrelated credential in serve's environment that no worker may inherit.
 const CANARY: &str = "canary-aws-secret-4f1c9e";

@@ -6,7 +6,7 @@ use megascaler::engine::event::{Command, Event, JobId, JobState, JobView};
 use megascaler::engine::supervisor::Escalation;
 use megascaler::engine::{EngineOptions, start};
 use megascaler::sim::{
-    Assignment, JobSpec, JobStatus, SimConfig, SimHandle, Simulator, WorkerScript,
+    Assignment, JobSpec, JobStatus, SimConfig, SimHandle, Simulator, WorkerScript, endpoint,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,12 +15,20 @@ use tokio::sync::{Notify, mpsc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_megascaler");
 
+#[path = "serve_support/process_guard.rs"]
+mod process_guard;
+
+use process_guard::{ProcessGuard, RUN_MARKER};
+
 struct Engine {
     jobs: Arc<Mutex<HashMap<JobId, JobView>>>,
     changed: Arc<Notify>,
     commands: mpsc::Sender<Command>,
     closed: Arc<Mutex<bool>>,
-    _dir: tempfile::TempDir,
+    /// The state directory (job logs under `jobs/`).
+    dir: tempfile::TempDir,
+    /// Kills the sim-workers the engine started if the test fails.
+    _guard: ProcessGuard,
 }
 
 impl Engine {
@@ -38,6 +46,10 @@ impl Engine {
                 );
             }
         }
+    }
+
+    fn job_log(&self, id: JobId) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("jobs/{id}.log"))).unwrap_or_default()
     }
 
     async fn wait_state(&self, id: JobId, state: JobState) {
@@ -60,11 +72,13 @@ async fn sim() -> SimHandle {
 
 async fn engine(sim: &SimHandle) -> Engine {
     let dir = tempfile::tempdir().unwrap();
+    let guard = ProcessGuard::new();
     let yaml = format!(
-        "pat: {}\ngithub_url: {}\nrepositories: [o/r]\npoll_interval: 1s\nstate_dir: {}\ncancel_grace: 1s\nworker:\n- labels: [linux]\n  args: [{BIN}, sim-worker, --labels, linux]\n",
+        "pat: {}\ngithub_url: {}\nrepositories: [o/r]\npoll_interval: 1s\nstate_dir: {}\ncancel_grace: 1s\nworker:\n- labels: [linux]\n  args: [{BIN}, sim-worker, --labels, linux]\n  env:\n    {RUN_MARKER}: {:?}\n",
         sim.pat(),
         sim.base_url(),
-        dir.path().display()
+        dir.path().display(),
+        guard.run
     );
     let config = parse("test", &yaml, &EnvOverrides::default()).unwrap();
     let options = EngineOptions {
@@ -95,7 +109,8 @@ async fn engine(sim: &SimHandle) -> Engine {
         changed,
         commands: handle.commands,
         closed,
-        _dir: dir,
+        dir,
+        _guard: guard,
     }
 }
 
@@ -134,6 +149,21 @@ async fn cancel_of_a_running_job_sends_cancel_request_and_the_job_ends_cancelled
         j.get(&id).is_some_and(|v| v.state.is_final())
     })
     .await;
+    // Cancelled through the worker protocol, not by cancelling the run at GitHub.
+    let c = sim.counters();
+    assert_eq!(
+        (
+            c.get(endpoint::RUN_CANCEL),
+            c.get(endpoint::RUN_FORCE_CANCEL)
+        ),
+        (0, 0),
+        "no REST run cancel"
+    );
+    let log = e.job_log(id);
+    assert!(
+        log.contains("sim-worker: cancel request (type 2); stopping"),
+        "the worker received the CancelRequest frame: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -168,6 +198,11 @@ async fn paused_intake_registers_nothing_and_cancel_of_a_queued_job_uses_rest() 
     e.commands.send(Command::CancelJob(id)).await.unwrap();
     assert_eq!(sim_job_done(&sim, id).await.as_deref(), Some("cancelled"));
     e.wait_state(id, JobState::Cancelled).await;
+    assert_eq!(
+        sim.counters().get(endpoint::RUN_CANCEL),
+        1,
+        "a queued job is cancelled by cancelling its run at GitHub"
+    );
     // Resumed, a new job runs.
     e.commands.send(Command::ResumeIntake).await.unwrap();
     let next = sim.queue_job(JobSpec::new("o/r", &["linux"]));
@@ -230,6 +265,10 @@ async fn force_cancel_of_a_running_job_cancels_its_run() {
     e.wait_state(id, JobState::WorkerRunning).await;
     e.commands.send(Command::ForceCancelJob(id)).await.unwrap();
     assert_eq!(sim_job_done(&sim, id).await.as_deref(), Some("cancelled"));
+    assert!(
+        sim.counters().get(endpoint::RUN_FORCE_CANCEL) >= 1,
+        "the run was force-cancelled at GitHub"
+    );
     e.wait(&format!("job {id} final"), |j| {
         j.get(&id).is_some_and(|v| v.state.is_final())
     })

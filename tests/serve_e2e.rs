@@ -25,7 +25,9 @@ fn assert_all_succeeded(sim: &megascaler::sim::SimHandle, ids: &[(u64, Vec<Strin
     for (id, labels) in ids {
         let j = sim.job(*id).unwrap();
         assert_eq!(j.status, JobStatus::Completed, "job {id}");
-        // sim-worker reports failure when started for other labels than the job's.
+        // sim-worker checks its `--labels` against the job's true labels, which the simulator
+        // writes into the job message (not megascaler's splice), and reports failure with the
+        // reason on a mismatch: success proves the worker for this job's own labels ran it.
         assert_eq!(
             j.conclusion.as_deref(),
             Some("success"),
@@ -50,8 +52,23 @@ async fn fifty_jobs_with_the_worst_runner_choice_each_run_their_own_worker() {
     let log = serve.stderr();
     assert!(
         log.contains("the runner was registered for job"),
-        "some job landed on another job's runner"
+        "no job landed on another job's runner, so the wrong-runner path was not exercised"
     );
+    assert!(
+        sim.runners().is_empty(),
+        "runners left: {:?}",
+        sim.runners()
+    );
+    // sim-worker also compared megascaler's splice with the truth (not skipped as absent).
+    for (id, labels) in &ids {
+        let log = std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log")))
+            .unwrap_or_default();
+        let want = format!(
+            "identity checked: true job {id} [{l}]; megascaler's splice: job {id} [{l}]",
+            l = labels.join(", ")
+        );
+        assert!(log.contains(&want), "job {id}: {log}");
+    }
     assert!(
         sim.violations().is_empty(),
         "protocol violations: {:?}",
@@ -162,6 +179,19 @@ async fn crashing_worker_fails_its_job_with_the_reason() {
     all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
     let job = sim.job(id).unwrap();
     assert_eq!(job.conclusion.as_deref(), Some("failure"), "{job:?}");
+    // The reason is in the job's own log file, where an operator looks first.
+    let path = serve.state_dir().join(format!("jobs/{id}.log"));
+    let job_log = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        job_log.contains("fatal: out of disk space"),
+        "the worker's last output is in {}: {job_log}",
+        path.display()
+    );
+    assert!(
+        job_log.contains("exit status: 3"),
+        "the exit status is in {}: {job_log}",
+        path.display()
+    );
     let log = serve.stderr();
     assert!(
         log.lines()
@@ -235,22 +265,31 @@ async fn worker_hanging_on_cancel_is_ended_by_the_escalation() {
         "job never started: {}",
         serve.stderr()
     );
-    // Give the worker time to start before GitHub cancels the run.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // GitHub cancels the run only once the worker runs (it installed its signal handlers
+    // before it prints that it started).
+    let path = serve.state_dir().join(format!("jobs/{id}.log"));
+    assert!(
+        wait_for_file(
+            &path,
+            |l| l.contains("Run step 1 of"),
+            Duration::from_secs(120)
+        )
+        .await,
+        "worker never started: {}",
+        serve.stderr()
+    );
     let run = sim.job(id).unwrap().run_id;
     sim.cancel_run(run);
     all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
     // The simulator may complete the cancelled job itself before the escalation ends the worker:
     // wait for the worker's last line in its log.
-    let path = serve.state_dir().join(format!("jobs/{id}.log"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let log = loop {
-        let log = std::fs::read_to_string(&path).unwrap_or_default();
-        if log.contains("[megascaler] cancelled:") || std::time::Instant::now() > deadline {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    wait_for_file(
+        &path,
+        |l| l.contains("[megascaler] cancelled:"),
+        Duration::from_secs(60),
+    )
+    .await;
+    let log = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(log.contains("cancel request (type 2) ignored"), "{log}");
     assert!(log.contains("signal: 9"), "SIGKILL ended it: {log}");
     assert_eq!(
@@ -286,11 +325,28 @@ async fn graceful_shutdown_with_jobs_running() {
         "jobs never started: {}",
         serve.stderr()
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (id, _) in &ids {
+        let path = serve.state_dir().join(format!("jobs/{id}.log"));
+        assert!(
+            wait_for_file(
+                &path,
+                |l| l.contains("Run step 1 of"),
+                Duration::from_secs(120)
+            )
+            .await,
+            "worker of job {id} never started: {}",
+            serve.stderr()
+        );
+    }
     let code = serve
         .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(90))
         .await;
     assert_eq!(code, Some(0), "{}", serve.stderr());
+    assert_eq!(
+        serve.marked_processes(),
+        Vec::<i32>::new(),
+        "worker processes outlived a graceful shutdown"
+    );
     for (id, _) in &ids {
         let j = sim.job(*id).unwrap();
         assert_eq!(
@@ -314,7 +370,10 @@ async fn job_through_the_ssh_worker_scripts_against_a_local_sshd() {
     let sshd = match sshd::start_sshd(sshd_dir.path()) {
         Ok(s) => s,
         Err(why) => {
-            println!("SKIPPED job_through_the_ssh_worker_scripts_against_a_local_sshd: {why}");
+            sshd::skip_or_fail(
+                "job_through_the_ssh_worker_scripts_against_a_local_sshd",
+                &why,
+            );
             return;
         }
     };
@@ -397,24 +456,32 @@ async fn a_second_signal_exits_at_once_and_takes_the_workers_with_it() {
         )
         .await
     );
-    let pids = loop {
-        let pids: Vec<i32> = serve
-            .stderr()
-            .lines()
+    let started_pids = |log: &str| -> Vec<i32> {
+        log.lines()
             .filter_map(|l| l.split("worker started (pid ").nth(1))
             .filter_map(|rest| rest.split(')').next()?.parse().ok())
-            .collect();
-        if pids.len() == 2 {
-            break pids;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+            .collect()
     };
+    let (log, ok) = serve
+        .wait_for_stderr(|l| started_pids(l).len() == 2, Duration::from_secs(120))
+        .await;
+    assert!(ok, "two workers never started: {log}");
+    let pids = started_pids(&log);
+    let marked = serve.marked_processes();
+    assert!(
+        pids.iter().all(|p| marked.contains(p)),
+        "the workers carry the drop guard's marker: started {pids:?}, marked {marked:?}"
+    );
     let child = serve.child.as_ref().unwrap().id() as i32;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child),
         nix::sys::signal::Signal::SIGTERM,
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The second signal goes in once serve is shutting down (not before it saw the first).
+    let (log, ok) = serve
+        .wait_for_stderr(|l| l.contains("shutting down"), Duration::from_secs(60))
+        .await;
+    assert!(ok, "serve did not start shutting down: {log}");
     let code = serve
         .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(30))
         .await;
@@ -426,4 +493,101 @@ async fn a_second_signal_exits_at_once_and_takes_the_workers_with_it() {
             "worker {pid} still runs: {stat}"
         );
     }
+    assert_eq!(
+        serve.marked_processes(),
+        Vec::<i32>::new(),
+        "processes left"
+    );
+}
+
+/// Waits (at most `timeout`) until the file's text satisfies `condition`.
+async fn wait_for_file(
+    path: &std::path::Path,
+    condition: impl Fn(&str) -> bool,
+    timeout: Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if condition(&std::fs::read_to_string(path).unwrap_or_default()) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The check the other tests rely on bites: a worker entry that starts sim-worker for other
+/// labels than the job's (a stand-in for megascaler choosing the wrong worker) fails the job,
+/// with the reason in the job's log, although megascaler's own splice agrees with the entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_started_for_other_labels_fails_its_job() {
+    let mut worker = Worker::sim(&["self-hosted", "linux"]);
+    worker.args = vec![
+        BIN.into(),
+        "sim-worker".into(),
+        "--labels".into(),
+        "self-hosted,windows".into(),
+    ];
+    let sim = simulator(Assignment::First).await;
+    let mut serve = start_serve(&sim, Setup::new(vec![worker])).await;
+    let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], None);
+    let id = ids[0].0;
+    all_done(&sim, &serve, &[id], Duration::from_secs(120)).await;
+    let job = sim.job(id).unwrap();
+    assert_eq!(job.conclusion.as_deref(), Some("failure"), "{job:?}");
+    let log = std::fs::read_to_string(serve.state_dir().join(format!("jobs/{id}.log")))
+        .unwrap_or_default();
+    assert!(
+        log.contains(
+            "wrong worker: started for labels [self-hosted, windows] but the job needs [self-hosted, linux]"
+        ),
+        "{log}"
+    );
+    assert_eq!(
+        serve
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await,
+        Some(0)
+    );
+}
+
+/// The drop guard of a failed test: dropping `Serve` kills serve and every worker it started,
+/// also workers that ignore signals and live in their own process groups.
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_serve_kills_the_workers_it_started() {
+    let sim = simulator(Assignment::First).await;
+    let serve = start_serve(
+        &sim,
+        Setup::new(vec![Worker::sim(&["self-hosted", "linux"])]),
+    )
+    .await;
+    let script = WorkerScript {
+        steps: 1000,
+        step_millis: 100,
+        hang_on_cancel: true,
+        ..Default::default()
+    };
+    let ids = queue(&sim, 1, &[&["self-hosted", "linux"]], Some(script));
+    let path = serve.state_dir().join(format!("jobs/{}.log", ids[0].0));
+    assert!(
+        wait_for_file(
+            &path,
+            |l| l.contains("Run step 1 of"),
+            Duration::from_secs(120)
+        )
+        .await,
+        "worker never started: {}",
+        serve.stderr()
+    );
+    let marker = serve.marker.clone();
+    let serve_pid = serve.child.as_ref().unwrap().id() as i32;
+    let workers = serve.marked_processes();
+    assert!(
+        workers.iter().any(|p| *p != serve_pid),
+        "a marked worker runs: {workers:?}"
+    );
+    drop(serve);
+    assert_eq!(marked_processes(&marker), Vec::<i32>::new());
 }

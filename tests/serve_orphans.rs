@@ -45,11 +45,14 @@ async fn orphaned_runner_with_our_prefix_is_removed_by_polling() {
         "orphan still registered: {}",
         serve.stderr()
     );
-    assert!(
-        serve.stderr().contains("nothing here owns it"),
-        "{}",
-        serve.stderr()
-    );
+    // The decision line is logged from the event stream, which may trail the REST call.
+    let (log, ok) = serve
+        .wait_for_stderr(
+            |l| l.contains("nothing here owns it"),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(ok, "{log}");
     assert_eq!(
         serve
             .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))

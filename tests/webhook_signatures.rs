@@ -45,6 +45,13 @@ async fn start_with_capacity(secret: Option<&str>, capacity: usize) -> Listener 
     }
 }
 
+/// The next input the listener sent, within 60 s.
+async fn next_input(l: &mut Listener) -> Option<Input> {
+    tokio::time::timeout(std::time::Duration::from_secs(60), l.inputs.recv())
+        .await
+        .expect("an input within 60 s")
+}
+
 fn manifest() -> Value {
     serde_json::from_str(&std::fs::read_to_string(format!("{DIR}manifest.json")).unwrap()).unwrap()
 }
@@ -101,10 +108,10 @@ async fn fixtures_with_their_signatures_are_accepted() {
         }
     }
     for _ in 0..jobs {
-        assert!(matches!(
-            l.inputs.recv().await,
-            Some(Input::Observed { .. })
-        ));
+        let input = tokio::time::timeout(std::time::Duration::from_secs(60), l.inputs.recv())
+            .await
+            .expect("an input within 60 s");
+        assert!(matches!(input, Some(Input::Observed { .. })));
     }
     assert_eq!(l.counters.snapshot().rejected, 0);
     l.stop.cancel();
@@ -113,51 +120,67 @@ async fn fixtures_with_their_signatures_are_accepted() {
 #[tokio::test]
 async fn tampered_fixtures_are_refused_with_401() {
     let m = manifest();
-    let mut l = start(Some(m["secret"].as_str().unwrap())).await;
-    let f = &m["fixtures"][3];
-    let body = std::fs::read(format!("{DIR}{}", f["file"].as_str().unwrap())).unwrap();
-    let sig = f["x_hub_signature_256"].as_str().unwrap();
-    // A changed byte.
-    let mut changed = body.clone();
-    let at = changed.len() / 2;
-    changed[at] ^= 0x01;
-    assert_eq!(
-        post(&l.url, "workflow_job", "t1", Some(sig), changed, false).await,
-        401
-    );
-    // A sha1= signature (the legacy header format).
-    let sha1 = format!("sha1={}", &sig["sha256=".len()..][..40]);
-    assert_eq!(
-        post(
-            &l.url,
-            "workflow_job",
-            "t2",
-            Some(&sha1),
-            body.clone(),
-            false
-        )
-        .await,
-        401
-    );
-    // No signature.
-    assert_eq!(
-        post(&l.url, "workflow_job", "t3", None, body.clone(), false).await,
-        401
-    );
-    // The same JSON re-serialised (pretty): the signature is over bytes, not meaning.
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    let pretty = serde_json::to_vec_pretty(&v).unwrap();
-    assert_ne!(pretty, body);
-    assert_eq!(
-        post(&l.url, "workflow_job", "t4", Some(sig), pretty, false).await,
-        401
-    );
-    assert_eq!(l.counters.snapshot().rejected, 4);
+    let secret = m["secret"].as_str().unwrap();
+    let mut l = start(Some(secret)).await;
+    let fixtures = m["fixtures"].as_array().unwrap();
+    for (i, f) in fixtures.iter().enumerate() {
+        let name = f["file"].as_str().unwrap();
+        let event = f["event"].as_str().unwrap();
+        let body = std::fs::read(format!("{DIR}{name}")).unwrap();
+        let sig = f["x_hub_signature_256"].as_str().unwrap();
+        // A changed byte.
+        let mut changed = body.clone();
+        let at = changed.len() / 2;
+        changed[at] ^= 0x01;
+        assert_eq!(
+            post(&l.url, event, &format!("t1-{i}"), Some(sig), changed, false).await,
+            401,
+            "{name}: changed byte"
+        );
+        // A valid HMAC-SHA1 of the body (the legacy `sha1=` format) is not a SHA-256 signature.
+        let sha1 = format!("sha1={}", hmac_sha1_hex(secret.as_bytes(), &body));
+        assert_eq!(
+            post(
+                &l.url,
+                event,
+                &format!("t2-{i}"),
+                Some(&sha1),
+                body.clone(),
+                false
+            )
+            .await,
+            401,
+            "{name}: sha1"
+        );
+        // No signature.
+        assert_eq!(
+            post(&l.url, event, &format!("t3-{i}"), None, body.clone(), false).await,
+            401,
+            "{name}: unsigned"
+        );
+        // The same JSON re-serialised (pretty): the signature is over bytes, not meaning.
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let pretty = serde_json::to_vec_pretty(&v).unwrap();
+        assert_ne!(pretty, body);
+        assert_eq!(
+            post(&l.url, event, &format!("t4-{i}"), Some(sig), pretty, false).await,
+            401,
+            "{name}: re-serialised"
+        );
+    }
+    assert_eq!(l.counters.snapshot().rejected, 4 * fixtures.len() as u64);
     assert!(
         l.inputs.try_recv().is_err(),
         "nothing refused reaches the engine"
     );
     l.stop.cancel();
+}
+
+fn hmac_sha1_hex(key: &[u8], body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[tokio::test]
@@ -217,7 +240,7 @@ async fn malformed_oversized_duplicate_form_and_other_events() {
         200
     );
     assert!(matches!(
-        l.inputs.recv().await,
+        next_input(&mut l).await,
         Some(Input::Observed { .. })
     ));
     assert!(
@@ -235,7 +258,7 @@ async fn malformed_oversized_duplicate_form_and_other_events() {
         202
     );
     assert!(matches!(
-        l.inputs.recv().await,
+        next_input(&mut l).await,
         Some(Input::Observed { .. })
     ));
 
@@ -274,7 +297,7 @@ async fn unsigned_listener_only_with_the_explicit_opt_in() {
         202
     );
     assert!(matches!(
-        l.inputs.recv().await,
+        next_input(&mut l).await,
         Some(Input::Observed { .. })
     ));
     l.stop.cancel();
@@ -316,13 +339,13 @@ async fn a_delivery_refused_as_busy_can_be_redelivered_and_long_ids_are_refused(
         post(&l.url, "workflow_job", "b", Some(&sig), body.clone(), false).await,
         503
     );
-    assert!(l.inputs.recv().await.is_some());
+    assert!(next_input(&mut l).await.is_some());
     // GitHub's redelivery reuses the id: it is accepted now, not taken for a duplicate.
     assert_eq!(
         post(&l.url, "workflow_job", "b", Some(&sig), body.clone(), false).await,
         202
     );
-    assert!(l.inputs.recv().await.is_some());
+    assert!(next_input(&mut l).await.is_some());
     let long = "x".repeat(65);
     assert_eq!(
         post(&l.url, "workflow_job", &long, Some(&sig), body, false).await,

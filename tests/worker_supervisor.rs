@@ -11,6 +11,11 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+#[path = "serve_support/process_guard.rs"]
+mod process_guard;
+
+use process_guard::ProcessGuard;
+
 fn script(dir: &Path, name: &str, body: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -37,17 +42,23 @@ struct Run {
     events: mpsc::Receiver<Event>,
     control: mpsc::Sender<WorkerControl>,
     log: std::path::PathBuf,
+    /// Kills the worker and anything it forked if the test fails.
+    _guard: ProcessGuard,
 }
 
 fn start(dir: &Path, entry: WorkerEntry, message: &str) -> Run {
     let (itx, irx) = mpsc::channel(100);
     let (etx, erx) = mpsc::channel(10_000);
     let log = dir.join("jobs/7.log");
+    let guard = ProcessGuard::new();
     let spec = WorkerSpec {
         job: 7,
         entry,
         message: Arc::from(message),
-        env: vec![("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+        env: vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            guard.env(),
+        ],
         log_path: log.clone(),
         escalation: Escalation {
             after_sigint: Duration::from_millis(200),
@@ -67,17 +78,30 @@ fn start(dir: &Path, entry: WorkerEntry, message: &str) -> Run {
         events: erx,
         control,
         log,
+        _guard: guard,
     }
 }
 
 async fn outcome(run: &mut Run) -> WorkerOutcome {
+    exit_report(&mut run.inputs).await
+}
+
+/// The worker's exit report; panics after 60 s or when the channel closes without one.
+async fn exit_report(inputs: &mut mpsc::Receiver<Input>) -> WorkerOutcome {
     loop {
-        match tokio::time::timeout(Duration::from_secs(60), run.inputs.recv()).await {
+        match tokio::time::timeout(Duration::from_secs(60), inputs.recv()).await {
             Ok(Some(Input::WorkerExited { outcome, .. })) => return outcome,
             Ok(Some(_)) => continue,
             other => panic!("no exit report: {other:?}"),
         }
     }
+}
+
+/// The next input, within 60 s.
+async fn next_input(run: &mut Run) -> Option<Input> {
+    tokio::time::timeout(Duration::from_secs(60), run.inputs.recv())
+        .await
+        .expect("an input within 60 s")
 }
 
 #[tokio::test]
@@ -90,7 +114,7 @@ async fn job_message_is_frame_one_and_output_is_logged_and_streamed() {
     );
     let mut run = start(dir.path(), entry(vec![w]), "{\"job\":42}");
     assert!(matches!(
-        run.inputs.recv().await,
+        next_input(&mut run).await,
         Some(Input::WorkerStarted {
             job: 7,
             pid: Some(_),
@@ -141,7 +165,7 @@ async fn cancel_of_a_worker_that_ignores_signals_escalates_to_sigkill() {
     );
     let mut run = start(dir.path(), entry(vec![w]), "{}");
     assert!(matches!(
-        run.inputs.recv().await,
+        next_input(&mut run).await,
         Some(Input::WorkerStarted { .. })
     ));
     run.control
@@ -169,7 +193,7 @@ async fn worker_that_honours_cancel_frame_exits_in_grace() {
     );
     let mut run = start(dir.path(), entry(vec![w]), "{}");
     assert!(matches!(
-        run.inputs.recv().await,
+        next_input(&mut run).await,
         Some(Input::WorkerStarted { .. })
     ));
     run.control
@@ -197,10 +221,19 @@ async fn kill_ends_the_whole_process_group_now() {
     );
     let mut run = start(dir.path(), entry(vec![w]), "{}");
     assert!(matches!(
-        run.inputs.recv().await,
+        next_input(&mut run).await,
         Some(Input::WorkerStarted { .. })
     ));
-    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&pidfile)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never wrote its child's pid"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     run.control.send(WorkerControl::Kill).await.unwrap();
@@ -245,6 +278,7 @@ async fn allocate_target_and_release_even_after_a_crash() {
     let (itx, mut irx) = mpsc::channel(100);
     let (etx, _erx) = mpsc::channel(100);
     let log = dir.path().join("jobs/7.log");
+    let guard = ProcessGuard::new();
     supervisor::spawn(
         WorkerSpec {
             job: 7,
@@ -253,6 +287,7 @@ async fn allocate_target_and_release_even_after_a_crash() {
             env: vec![
                 ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
                 ("MEGASCALER_JOB_ID".into(), "7".into()),
+                guard.env(),
             ],
             log_path: log.clone(),
             escalation: Escalation::default(),
@@ -263,11 +298,7 @@ async fn allocate_target_and_release_even_after_a_crash() {
             dropped: Arc::new(AtomicU64::new(0)),
         },
     );
-    let out = loop {
-        if let Some(Input::WorkerExited { outcome, .. }) = irx.recv().await {
-            break outcome;
-        }
-    };
+    let out = exit_report(&mut irx).await;
     assert!(matches!(out, WorkerOutcome::Failed { .. }));
     assert!(
         std::fs::read_to_string(&log)
@@ -300,12 +331,16 @@ async fn full_consumer_channel_counts_dropped_lines() {
     let (itx, mut irx) = mpsc::channel(100);
     let (etx, _erx) = mpsc::channel(1);
     let dropped = Arc::new(AtomicU64::new(0));
+    let guard = ProcessGuard::new();
     supervisor::spawn(
         WorkerSpec {
             job: 7,
             entry: entry(vec![w]),
             message: Arc::from("{}"),
-            env: vec![("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+            env: vec![
+                ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+                guard.env(),
+            ],
             log_path: dir.path().join("jobs/7.log"),
             escalation: Escalation::default(),
         },
@@ -315,12 +350,7 @@ async fn full_consumer_channel_counts_dropped_lines() {
             dropped: dropped.clone(),
         },
     );
-    loop {
-        if let Some(Input::WorkerExited { outcome, .. }) = irx.recv().await {
-            assert_eq!(outcome, WorkerOutcome::Reported);
-            break;
-        }
-    }
+    assert_eq!(exit_report(&mut irx).await, WorkerOutcome::Reported);
     assert!(dropped.load(std::sync::atomic::Ordering::Relaxed) > 0);
     let log = std::fs::read_to_string(dir.path().join("jobs/7.log")).unwrap();
     assert!(log.contains("line 1999"), "the log file is the record");

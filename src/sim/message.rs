@@ -43,7 +43,15 @@ pub(crate) fn build_job_message(inputs: &MessageInputs, job: &Job) -> Value {
     let token = job.job_token.clone().unwrap_or_default();
     let github_token = format!("ghs_{}", hex::encode(rand::random::<[u8; 18]>()));
     let other_secret = format!("sim-secret-{}", hex::encode(rand::random::<[u8; 8]>()));
-    let script = serde_json::to_string(&job.script).unwrap_or_default();
+    // The worker script carries the sim's ground truth (the job's own labels and id), so
+    // sim-worker can tell a wrong identification by megascaler from a right one: megascaler's
+    // spliced context is derived from megascaler's own identification and cannot prove it.
+    let truth = super::WorkerScript {
+        true_labels: Some(s.labels.clone()),
+        true_job_id: Some(s.id),
+        ..job.script.clone()
+    };
+    let script = serde_json::to_string(&truth).unwrap_or_default();
     let owner = s.repository.split('/').next().unwrap_or_default();
     let feed = inputs
         .tenant_url

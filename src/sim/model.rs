@@ -61,6 +61,13 @@ pub struct WorkerScript {
     pub crash: bool,
     /// Ignore CancelRequest, SIGINT and SIGTERM.
     pub hang_on_cancel: bool,
+    /// Ground truth the simulator writes when it builds the job message (callers leave it
+    /// `None`): the queued job's labels. sim-worker checks its `--labels` against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub true_labels: Option<Vec<String>>,
+    /// Ground truth: the queued job's REST id, checked against megascaler's spliced `jobid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub true_job_id: Option<u64>,
 }
 
 impl Default for WorkerScript {
@@ -71,6 +78,8 @@ impl Default for WorkerScript {
             conclusion: "success".to_string(),
             crash: false,
             hang_on_cancel: false,
+            true_labels: None,
+            true_job_id: None,
         }
     }
 }

@@ -56,17 +56,25 @@ pub async fn run_with_labels(labels: Option<Vec<String>>) -> anyhow::Result<u8> 
         job.repository,
         labels.as_deref().unwrap_or_default().join(", ")
     );
-    if let (Some(started), Some(wanted)) = (&labels, &job.labels)
-        && !same_labels(started, wanted)
-    {
-        let reason = format!(
-            "wrong worker: started for labels [{}] but the job needs [{}]",
-            started.join(", "),
-            wanted.join(", ")
-        );
-        println!("sim-worker: {reason}");
+    if let Err(reason) = check_identity(labels.as_deref(), &job) {
+        println!("sim-worker: wrong worker: {reason}");
         return report(&job, "failed").await;
     }
+    // Says what the check covered, so a test can tell a checked splice from an absent one.
+    println!(
+        "sim-worker: identity checked: true job {} [{}]; megascaler's splice: job {} [{}]",
+        job.script
+            .true_job_id
+            .map_or("unknown".to_string(), |i| i.to_string()),
+        job.script
+            .true_labels
+            .as_deref()
+            .unwrap_or_default()
+            .join(", "),
+        job.spliced_job_id
+            .map_or("absent".to_string(), |i| i.to_string()),
+        job.spliced_labels.as_deref().unwrap_or_default().join(", "),
+    );
     let mut result = if script.conclusion.eq_ignore_ascii_case("failure") {
         "failed"
     } else {
@@ -143,6 +151,46 @@ fn ignore_signals() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether this worker may run the job: the labels it was started for (`--labels`) must be the
+/// job's true labels (written by the simulator into the script), and megascaler's spliced
+/// `labels` / `jobid`, when present, must agree with the truth. Pure.
+fn check_identity(started: Option<&[String]>, job: &JobFacts) -> Result<(), String> {
+    let truth = job.script.true_labels.as_deref();
+    if let Some(started) = started {
+        // No silent skip: a worker started for labels must be able to prove them.
+        let Some(truth) = truth else {
+            return Err(format!(
+                "started for labels [{}] but the job message carries no true labels to check them against",
+                started.join(", ")
+            ));
+        };
+        if !same_labels(started, truth) {
+            return Err(format!(
+                "started for labels [{}] but the job needs [{}]",
+                started.join(", "),
+                truth.join(", ")
+            ));
+        }
+    }
+    if let (Some(spliced), Some(truth)) = (&job.spliced_labels, truth)
+        && !same_labels(spliced, truth)
+    {
+        return Err(format!(
+            "megascaler spliced labels [{}] but the job needs [{}]",
+            spliced.join(", "),
+            truth.join(", ")
+        ));
+    }
+    if let (Some(spliced), Some(truth)) = (job.spliced_job_id, job.script.true_job_id)
+        && spliced != truth
+    {
+        return Err(format!(
+            "megascaler spliced job id {spliced} but this is job {truth}"
+        ));
+    }
+    Ok(())
+}
+
 fn same_labels(a: &[String], b: &[String]) -> bool {
     let norm = |v: &[String]| {
         let mut v: Vec<String> = v.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
@@ -168,7 +216,10 @@ struct JobFacts {
     script: WorkerScript,
     run_id: String,
     repository: String,
-    labels: Option<Vec<String>>,
+    /// `github.megascaler.labels` as megascaler spliced it (§6.4), if it did.
+    spliced_labels: Option<Vec<String>>,
+    /// `github.megascaler.jobid` as megascaler spliced it, if it did.
+    spliced_job_id: Option<u64>,
 }
 
 /// A key of a §5.3 type-2 dictionary (case-insensitive), or of a plain object.
@@ -196,6 +247,14 @@ fn context_string(v: &Value) -> Option<String> {
         .or_else(|| v.get("s")?.as_str().map(str::to_string))
 }
 
+/// A §5.3 number: bare, `{ "t": 3, "n": ... }`, or a decimal string.
+fn context_number(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        .or_else(|| context_number(v.get("n")?))
+        .or_else(|| context_string(v)?.trim().parse().ok())
+}
+
 impl JobFacts {
     fn from_message(m: &Value) -> anyhow::Result<JobFacts> {
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
@@ -214,20 +273,22 @@ impl JobFacts {
             .and_then(|v| serde_json::from_str(v).ok())
             .unwrap_or_default();
         let github = &m["contextData"]["github"];
-        let labels = dict_get(github, "megascaler")
-            .and_then(|ms| dict_get(ms, "labels"))
-            .map(|l| {
-                let items = l
-                    .get("a")
-                    .and_then(|a| a.as_array())
-                    .cloned()
-                    .or_else(|| l.as_array().cloned());
-                items
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(context_string)
-                    .collect()
-            });
+        let megascaler = dict_get(github, "megascaler");
+        let spliced_job_id = megascaler
+            .and_then(|ms| dict_get(ms, "jobid"))
+            .and_then(context_number);
+        let spliced_labels = megascaler.and_then(|ms| dict_get(ms, "labels")).map(|l| {
+            let items = l
+                .get("a")
+                .and_then(|a| a.as_array())
+                .cloned()
+                .or_else(|| l.as_array().cloned());
+            items
+                .unwrap_or_default()
+                .iter()
+                .filter_map(context_string)
+                .collect()
+        });
         Ok(JobFacts {
             message_type: s(&m["messageType"]),
             plan_version: m["plan"]["version"].as_u64().unwrap_or(0),
@@ -246,7 +307,8 @@ impl JobFacts {
             repository: dict_get(github, "repository")
                 .and_then(context_string)
                 .unwrap_or_default(),
-            labels,
+            spliced_labels,
+            spliced_job_id,
         })
     }
 }
@@ -365,9 +427,80 @@ mod tests {
             ] } }
         });
         let f = JobFacts::from_message(&m).unwrap();
-        assert_eq!(f.labels, Some(vec!["linux".to_string(), "gpu".to_string()]));
+        assert_eq!(
+            f.spliced_labels,
+            Some(vec!["linux".to_string(), "gpu".to_string()])
+        );
         assert_eq!(f.run_id, "7");
         assert_eq!(f.script, WorkerScript::default());
+    }
+
+    /// A message as the simulator builds it for a `[linux, gpu]` job 42, optionally with
+    /// megascaler's splice.
+    fn facts(splice: Option<(&[&str], u64)>) -> JobFacts {
+        let script = WorkerScript {
+            true_labels: Some(vec!["linux".into(), "gpu".into()]),
+            true_job_id: Some(42),
+            ..WorkerScript::default()
+        };
+        let mut github = vec![json!({ "k": "run_id", "v": "7" })];
+        if let Some((labels, id)) = splice {
+            let a: Vec<Value> = labels.iter().map(|l| json!({ "t": 0, "s": l })).collect();
+            github.push(json!({ "k": "megascaler", "v": { "t": 2, "d": [
+                { "k": "labels", "v": { "t": 1, "a": a } },
+                { "k": "jobid", "v": id },
+            ] } }));
+        }
+        let m = json!({
+            "resources": { "endpoints": [{ "name": "SystemVssConnection", "url": "http://x/" }] },
+            "variables": { (SCRIPT_VARIABLE): { "value": serde_json::to_string(&script).unwrap() } },
+            "contextData": { "github": { "t": 2, "d": github } },
+        });
+        JobFacts::from_message(&m).unwrap()
+    }
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_right_worker_passes_the_identity_check() {
+        let f = facts(Some((&["GPU", "linux"], 42)));
+        assert_eq!(f.spliced_job_id, Some(42));
+        assert_eq!(check_identity(Some(&v(&["gpu", "linux"])), &f), Ok(()));
+        assert_eq!(check_identity(None, &facts(None)), Ok(()));
+    }
+
+    #[test]
+    fn a_worker_started_for_other_labels_fails_even_when_the_splice_agrees() {
+        // megascaler identified the job wrongly: its splice and the worker's labels agree
+        // with each other, only the sim's truth tells.
+        let f = facts(None);
+        let err = check_identity(Some(&v(&["linux"])), &f).unwrap_err();
+        assert!(err.contains("the job needs [linux, gpu]"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_splice_fails() {
+        let f = facts(Some((&["linux"], 42)));
+        let err = check_identity(Some(&v(&["linux", "gpu"])), &f).unwrap_err();
+        assert!(err.contains("spliced labels [linux]"), "{err}");
+        let f = facts(Some((&["linux", "gpu"], 41)));
+        let err = check_identity(Some(&v(&["linux", "gpu"])), &f).unwrap_err();
+        assert!(
+            err.contains("spliced job id 41 but this is job 42"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn labels_without_a_truth_to_check_them_against_fail() {
+        let m = json!({
+            "resources": { "endpoints": [{ "name": "SystemVssConnection", "url": "http://x/" }] },
+        });
+        let f = JobFacts::from_message(&m).unwrap();
+        let err = check_identity(Some(&v(&["linux"])), &f).unwrap_err();
+        assert!(err.contains("no true labels"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod process_guard;
 pub mod sshd;
+
+pub use process_guard::{kill_marked, marked_processes};
 
 use megascaler::sim::{Assignment, JobSpec, SimConfig, SimHandle, Simulator, WebhookTarget};
 use std::path::{Path, PathBuf};
@@ -48,6 +51,8 @@ pub struct Setup {
     pub workers: Vec<Worker>,
     pub max_parallel: Option<usize>,
     pub extra_env: Vec<(String, String)>,
+    /// serve's `RUST_LOG`.
+    pub rust_log: String,
 }
 
 impl Setup {
@@ -58,15 +63,23 @@ impl Setup {
             workers,
             max_parallel: None,
             extra_env: vec![],
+            rust_log: "info".into(),
         }
     }
 }
 
-/// A running `megascaler serve`; killed (SIGKILL) on drop if still running.
+pub use process_guard::RUN_MARKER;
+
+/// A running `megascaler serve`. On drop (also when the test panics) serve and every process
+/// carrying this test's [`RUN_MARKER`] are SIGKILLed: workers run in their own process groups
+/// and some ignore signals, so killing serve alone would leave them.
 pub struct Serve {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub stderr_path: PathBuf,
+    pub stdout_path: PathBuf,
+    /// `RUN_MARKER=<uuid>` as it appears in the marked processes' environment.
+    pub marker: String,
 }
 
 impl Serve {
@@ -76,6 +89,35 @@ impl Serve {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    /// Pids of live (not zombie) processes carrying this test's marker.
+    pub fn marked_processes(&self) -> Vec<i32> {
+        marked_processes(&self.marker)
+    }
+
+    /// Waits (at most `timeout`) for `condition` over serve's stderr; returns the last stderr
+    /// and whether it held.
+    pub async fn wait_for_stderr(
+        &self,
+        condition: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> (String, bool) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let log = self.stderr();
+            if condition(&log) {
+                return (log, true);
+            }
+            if std::time::Instant::now() > deadline {
+                return (log, false);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Sends `sig` and waits for the exit status (code), at most `timeout`.
@@ -107,6 +149,7 @@ impl Drop for Serve {
             let _ = c.kill();
             let _ = c.wait();
         }
+        kill_marked(&self.marker);
     }
 }
 
@@ -127,14 +170,6 @@ pub async fn simulator_with(cfg: SimConfig) -> SimHandle {
     Simulator::start(cfg).await.expect("simulator starts")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn yaml_list(items: &[String]) -> String {
     let quoted: Vec<String> = items
         .iter()
@@ -146,7 +181,8 @@ fn yaml_list(items: &[String]) -> String {
 /// Writes the config, starts serve, points the simulator's webhooks at it, waits until it listens.
 pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let run = uuid::Uuid::new_v4().to_string();
+    let marker = format!("{RUN_MARKER}={run}");
     let mut yaml = format!(
         "pat: {pat}\ngithub_url: {url}\nrepositories: [{REPO}]\nstate_dir: {state}\ncancel_grace: 1s\nidentify_timeout: 60s\n",
         pat = sim.pat(),
@@ -154,7 +190,9 @@ pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
         state = dir.path().join("state").display()
     );
     if setup.webhooks {
-        yaml.push_str(&format!("address: 127.0.0.1:{port}\nsecret: {SECRET}\n"));
+        // Port 0: serve binds a free port itself and logs it (no port handed over between
+        // processes for a parallel test to take).
+        yaml.push_str(&format!("address: 127.0.0.1:0\nsecret: {SECRET}\n"));
     }
     if setup.polling {
         yaml.push_str("poll_interval: 1s\n");
@@ -175,26 +213,27 @@ pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
         if !w.release.is_empty() {
             yaml.push_str(&format!("  release: {}\n", yaml_list(&w.release)));
         }
-        if !w.env.is_empty() {
-            yaml.push_str("  env:\n");
-            for (k, v) in &w.env {
-                yaml.push_str(&format!("    {k}: {}\n", serde_json::to_string(v).unwrap()));
-            }
+        // Every worker, allocate and release process carries the marker for the drop guard.
+        yaml.push_str(&format!("  env:\n    {RUN_MARKER}: {run:?}\n"));
+        for (k, v) in &w.env {
+            yaml.push_str(&format!("    {k}: {}\n", serde_json::to_string(v).unwrap()));
         }
     }
     let config = dir.path().join("config.yml");
     std::fs::write(&config, yaml).unwrap();
     let stderr_path = dir.path().join("serve.stderr");
+    let stdout_path = dir.path().join("serve.stdout");
     let child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
         .env("MEGASCALER_CANCEL_ESCALATION", "300ms,300ms")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", &setup.rust_log)
+        .env(RUN_MARKER, &run)
         .env_remove("MEGASCALER_PAT")
         .env_remove("MEGASCALER_WEBHOOK_SECRET")
         .envs(setup.extra_env.iter().cloned())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .expect("serve starts");
@@ -202,19 +241,21 @@ pub async fn start_serve(sim: &SimHandle, setup: Setup) -> Serve {
         child: Some(child),
         dir,
         stderr_path,
+        stdout_path,
+        marker,
     };
     if setup.webhooks {
-        let mut up = false;
-        for _ in 0..600 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(up, "serve never listened: {}", serve.stderr());
+        let bound = |log: &str| -> Option<String> {
+            let rest = log.split("webhook listener on http://").nth(1)?;
+            Some(rest.split('/').next()?.to_string())
+        };
+        let (log, up) = serve
+            .wait_for_stderr(|l| bound(l).is_some(), Duration::from_secs(60))
+            .await;
+        assert!(up, "serve never listened: {log}");
+        let addr = bound(&log).unwrap_or_default();
         sim.set_webhook_target(Some(WebhookTarget {
-            url: format!("http://127.0.0.1:{port}/webhook").parse().unwrap(),
+            url: format!("http://{addr}/webhook").parse().unwrap(),
             secret: SECRET.into(),
         }));
     }

@@ -16,9 +16,53 @@ pub struct Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        // Session processes (the remote worker, its shell) are sshd's descendants, not in our
+        // process group: kill them first, then the listener.
+        for pid in descendants(self.child.id() as i32) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every live process below `root`, from /proc/*/stat parent links.
+fn descendants(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 fn sshd_binary() -> Option<PathBuf> {
@@ -89,4 +133,14 @@ pub fn start_sshd(dir: &Path) -> Result<Sshd, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Err("sshd did not start listening".into())
+}
+
+/// What a test does when sshd cannot run: on a developer machine it prints why and the test
+/// returns; under CI (`CI` set, where sshd is installed) a missing sshd is a failure, so the
+/// ssh tests cannot pass without running.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} cannot run under CI: {why}");
+    }
+    println!("SKIPPED {test}: {why} (under CI this fails)");
 }

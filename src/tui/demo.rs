@@ -175,6 +175,7 @@ impl DemoJob {
                 conclusion: self.conclusion.to_string(),
                 crash: self.crash,
                 hang_on_cancel: false,
+                ..WorkerScript::default()
             },
             ..JobSpec::new(self.repository, self.labels)
         }

@@ -189,7 +189,9 @@ async fn e39_primary_limit_is_not_hammered_before_the_reset() {
         server_error_delay: Duration::from_millis(10),
         max_retry_after: Duration::from_secs(5),
     });
-    gh.list_workflow_runs(&repo(), "queued", None).await.unwrap();
+    gh.list_workflow_runs(&repo(), "queued", None)
+        .await
+        .unwrap();
     // The budget is spent and resets in an hour: longer than we wait, so reported at once.
     let e = gh
         .list_workflow_runs(&repo(), "queued", None)

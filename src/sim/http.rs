@@ -189,6 +189,21 @@ pub(crate) fn has_user_agent(headers: &HeaderMap) -> bool {
         .is_some_and(|v| !v.trim().is_empty())
 }
 
+/// `name: value` of the headers that identify the client (never a credential).
+fn identifying_headers(family: Family, headers: &HeaderMap) -> Vec<String> {
+    let mut names = vec!["user-agent"];
+    if family == Family::Rest {
+        names.extend(["accept", "x-github-api-version"]);
+    }
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let v = headers.get(n)?.to_str().ok()?;
+            Some(format!("{n}: {v}"))
+        })
+        .collect()
+}
+
 /// What a `Retry-After` applies to: the endpoint and the presented credential (so one
 /// runner's limit does not bind another). The credential is only hashed, never kept.
 pub(crate) fn retry_key(endpoint: &str, headers: &HeaderMap) -> (String, u64) {
@@ -211,22 +226,28 @@ pub(crate) async fn begin(
 ) -> Result<(), Response> {
     let ua = has_user_agent(headers);
     let key = retry_key(endpoint, headers);
+    let family = family_of(endpoint);
+    let seen = identifying_headers(family, headers);
     let (fault, hold) = shared.update(|w| {
         w.count(endpoint);
+        w.seen_headers
+            .entry(endpoint.to_string())
+            .or_default()
+            .extend(seen);
         if !ua {
             w.violation(endpoint, None, "request without a User-Agent header");
         }
         w.check_retry_after(endpoint, key.clone());
         let fault = w.take_fault(endpoint);
         if let Some(
-            Fault::RateLimited { retry_after_secs } | Fault::SecondaryRateLimited { retry_after_secs },
+            Fault::RateLimited { retry_after_secs }
+            | Fault::SecondaryRateLimited { retry_after_secs },
         ) = &fault
         {
             w.stamp_retry_after(key, std::time::Duration::from_secs(*retry_after_secs));
         }
         (fault, w.cfg.fault_timeout)
     });
-    let family = family_of(endpoint);
     match fault {
         None => Ok(()),
         Some(Fault::Delay { millis }) => {

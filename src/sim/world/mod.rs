@@ -153,6 +153,9 @@ pub(crate) struct World {
     /// (endpoint, credential fingerprint) → the instant before which a request breaks the
     /// `Retry-After` (or rate-limit reset) the service gave for it (§2.4, E14/E39).
     pub retry_not_before: HashMap<(String, u64), std::time::Instant>,
+    /// endpoint → the identifying headers seen on it (`user-agent: …`, and for REST
+    /// `accept: …`, `x-github-api-version: …`), for E1 tests.
+    pub seen_headers: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl World {
@@ -180,6 +183,7 @@ impl World {
             webhooks,
             seen_assertions: HashMap::new(),
             retry_not_before: HashMap::new(),
+            seen_headers: BTreeMap::new(),
         }
     }
 

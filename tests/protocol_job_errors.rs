@@ -42,7 +42,7 @@ async fn e16_second_job_is_not_acknowledged() {
 }
 
 #[tokio::test]
-async fn e19_acknowledge_job_not_found_keeps_listening() {
+async fn e19_acknowledge_job_not_found_stops_the_ephemeral_runner() {
     let mut h = Harness::start(SimConfig {
         broker: BrokerMode::AgentProperties,
         ..sim_config()
@@ -54,19 +54,26 @@ async fn e19_acknowledge_job_not_found_keeps_listening() {
         err(404, "AcknowledgeJobNotFound"),
         1,
     );
-    let skipped = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    let vanished = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    // Spec §4.5/§9 E19: the job is gone; the runner stops by itself (no stop command sent).
+    let ev = h.terminal(&r.name).await;
     assert!(
-        h.sim
-            .wait_until(
-                |s| s.counters().get(endpoint::BROKER_ACKNOWLEDGE) >= 1,
-                WAIT
-            )
-            .await
+        matches!(&ev, RunnerEvent::Failed { reason } if reason.contains("E19")),
+        "{ev:?}"
     );
-    assert!(!h.events_of(&r.name).iter().any(is_job));
-    let _ = skipped;
-    r.stop().await;
-    h.terminal(&r.name).await;
+    let events = h.events_of(&r.name);
+    assert!(!events.iter().any(is_job), "{events:?}");
+    assert_eq!(h.sim.counters().get(endpoint::BROKER_ACKNOWLEDGE), 1);
+    assert_eq!(
+        h.sim.counters().get(endpoint::ACQUIRE_JOB),
+        0,
+        "the vanished job is not acquired"
+    );
+    // It unregistered itself, and the job was not taken by it.
+    assert!(h.sim.runners().iter().all(|s| s.name != r.name));
+    let job = h.sim.job(vanished).expect("the job exists");
+    assert_ne!(job.runner_name.as_deref(), Some(r.name.as_str()));
+    h.assert_no_violations();
 }
 
 #[tokio::test]

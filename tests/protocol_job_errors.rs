@@ -211,8 +211,15 @@ async fn e31_session_delete_errors_after_a_job_are_ignored() {
         err(401, "AccessDeniedException"),
         1,
     );
+    // `job_roundtrip` asserts the runner still ends `Removed`, not `Failed`.
     let job = job_roundtrip(&mut h, &r, &["a"]).await;
-    assert!(h.sim.job(job).is_some());
+    // The refused session delete was made (the fault consumed) and changed nothing.
+    assert_eq!(h.sim.counters().get(endpoint::SESSIONS_DELETE), 1);
+    assert_eq!(
+        h.sim.job(job).and_then(|j| j.runner_name),
+        Some(r.name.clone())
+    );
+    h.assert_no_violations();
 }
 
 #[tokio::test]
@@ -292,12 +299,38 @@ async fn token_expiry_mid_run_is_survived() {
 async fn runner_deleted_server_side_while_its_job_runs() {
     let mut h = Harness::start(sim_config()).await;
     let r = listening(&mut h, &["a"]).await;
-    h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    let job = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
     h.expect(&r.name, "JobReceived", is_job).await;
     assert!(h.sim.delete_runner(&r.name));
-    // The job is not dropped on the floor: the runner keeps it until the worker reports.
-    r.worker_finished(WorkerOutcome::Reported).await;
-    assert!(matches!(h.terminal(&r.name).await, RunnerEvent::Removed));
+    // Renewals with the deleted runner's token are refused: the lock is reported lost…
+    let lost = h
+        .expect(&r.name, "LockLost", |e| {
+            matches!(e, RunnerEvent::LockLost { .. })
+        })
+        .await;
+    assert!(
+        matches!(&lost, RunnerEvent::LockLost { reason } if reason.contains("TaskAgentNotFoundException")),
+        "{lost:?}"
+    );
+    // …but the job is not dropped on the floor: the runner keeps it until the worker ends,
+    // and completes it with the job token.
+    r.worker_finished(WorkerOutcome::Failed {
+        reason: "worker lost".into(),
+    })
+    .await;
+    let end = h.terminal(&r.name).await;
+    assert!(matches!(end, RunnerEvent::Removed), "{end:?}");
+    assert!(
+        h.events_of(&r.name)
+            .iter()
+            .any(|e| matches!(e, RunnerEvent::CompletedByRunner { result } if result == "failed"))
+    );
+    let j = h.sim.job(job).expect("the job exists");
+    assert_eq!(j.status, megascaler::sim::JobStatus::Completed);
+    assert_eq!(j.result.as_deref(), Some("failed"));
+    assert_eq!(j.completed_via, Some(CompletionPath::PlanEvent));
+    assert_eq!(j.issues, vec!["worker lost".to_string()]);
+    h.assert_no_violations();
 }
 
 #[tokio::test]

@@ -67,6 +67,34 @@ async fn v1_encrypted_messages_are_decrypted() {
     h.assert_no_violations();
 }
 
+/// E17 (§4.4): the session key is RSA-OAEP wrapped with SHA-1 when the session answer says
+/// `useFipsEncryption: false` and SHA-256 when it says true, whatever the runner asked for;
+/// the body may or may not start with a BOM. Decrypting with the wrong hash fails, so no
+/// `JobReceived` would arrive.
+#[tokio::test]
+async fn e17_encrypted_messages_with_both_oaep_hashes() {
+    for (fips, bom) in [(false, true), (true, true), (false, false), (true, false)] {
+        let cfg = SimConfig {
+            encrypt_messages: true,
+            session_fips: Some(fips),
+            bom_in_encrypted_body: bom,
+            ..sim_config()
+        };
+        let mut h = Harness::start(cfg).await;
+        let r = h.spawn(&["gpu"]);
+        h.expect(&r.name, "Listening", is_listening).await;
+        let job_id = h.sim.queue_job(JobSpec::new(REPO, &["gpu"]));
+        let RunnerEvent::JobReceived(job) = h.expect(&r.name, "JobReceived", is_job).await else {
+            unreachable!()
+        };
+        assert_eq!(job.identity.check_run_id, Some(job_id), "fips={fips}");
+        assert!(job.message.starts_with('{'), "fips={fips} bom={bom}");
+        r.worker_finished(WorkerOutcome::Reported).await;
+        assert!(matches!(h.terminal(&r.name).await, RunnerEvent::Removed));
+        h.assert_no_violations();
+    }
+}
+
 /// Runs one job on a runner and lets megascaler fail it; returns the simulator's view.
 async fn run_and_fail(
     cfg: SimConfig,

@@ -101,6 +101,50 @@ async fn e20_acquirejob_conflict_skips_the_message() {
 }
 
 #[tokio::test]
+async fn e21_job_assignment_is_invalid_is_abandoned_without_retries() {
+    let mut h = Harness::start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        ..sim_config()
+    })
+    .await;
+    let r = listening(&mut h, &["a"]).await;
+    h.sim.inject(
+        endpoint::ACQUIRE_JOB,
+        err(400, "job assignment is invalid"),
+        1,
+    );
+    let job = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    assert!(
+        h.sim
+            .wait_until(|s| s.counters().get(endpoint::ACQUIRE_JOB) >= 1, WAIT)
+            .await
+    );
+    // Give a retrying client the polls it would need (its back-off is 20 ms here).
+    let polls = h.sim.counters().get(endpoint::BROKER_MESSAGE);
+    assert!(
+        h.sim
+            .wait_until(
+                |s| s.counters().get(endpoint::BROKER_MESSAGE) >= polls + 2,
+                WAIT
+            )
+            .await
+    );
+    assert_eq!(
+        h.sim.counters().get(endpoint::ACQUIRE_JOB),
+        1,
+        "abandoned, not retried"
+    );
+    r.stop().await;
+    let ev = h.terminal(&r.name).await;
+    assert!(matches!(ev, RunnerEvent::Removed), "{ev:?}");
+    assert!(!h.events_of(&r.name).iter().any(is_job));
+    assert_ne!(
+        h.sim.job(job).and_then(|j| j.runner_name),
+        Some(r.name.clone())
+    );
+}
+
+#[tokio::test]
 async fn e22_renewal_says_job_gone_reports_lock_lost() {
     let mut h = Harness::start(sim_config()).await;
     let r = listening(&mut h, &["a"]).await;

@@ -274,6 +274,17 @@ impl Runner {
                         .min(t.acquire_backoff * 12);
                     return None;
                 }
+                Err(e)
+                    if e.service().is_some_and(|s| {
+                        s.message
+                            .to_ascii_lowercase()
+                            .contains("job assignment is invalid")
+                    }) =>
+                {
+                    // E21: the assignment will not become valid by asking again; abandon it.
+                    tracing::info!(runner = %self.name, error = %e, "job assignment is invalid; message skipped (E21)");
+                    return None;
+                }
                 Err(e) => {
                     tracing::warn!(runner = %self.name, error = %e, attempt, "acquirejob failed");
                     tokio::time::sleep(t.acquire_backoff * attempt).await;

@@ -107,6 +107,60 @@ async fn e6_invalid_grant_means_the_runner_is_gone() {
     assert!(!h.events_of(&r.name).iter().any(is_listening));
 }
 
+/// E5: a scope whose only pool is hosted has no self-hosted runner group: the runner fails
+/// with that reason and registers nothing.
+#[tokio::test]
+async fn e5_no_self_hosted_pool_is_a_clear_failure() {
+    let mut h = Harness::start(sim_config()).await;
+    let hosted = r#"{"count":1,"value":[{"id":2,"name":"Azure Pipelines","isHosted":true,"isInternal":false,"poolType":"automation","size":0}]}"#;
+    h.sim.inject(
+        endpoint::POOLS_LIST,
+        Fault::Raw {
+            status: 200,
+            body: hosted.into(),
+        },
+        1,
+    );
+    let r = h.spawn(&["a"]);
+    let ev = h.terminal(&r.name).await;
+    assert!(
+        matches!(&ev, RunnerEvent::Failed { reason } if reason.contains("no self-hosted runner group")),
+        "{ev:?}"
+    );
+    assert_eq!(h.sim.counters().get(endpoint::POOLS_LIST), 1);
+    assert_eq!(h.sim.counters().get(endpoint::AGENTS_ADD), 0);
+    assert!(h.sim.runners().is_empty());
+    h.assert_no_violations();
+}
+
+#[tokio::test]
+async fn e5_no_self_hosted_runner_group_in_the_v2_flow() {
+    let mut h = Harness::start(SimConfig {
+        use_v2_flow: true,
+        ..sim_config()
+    })
+    .await;
+    let hosted = r#"{"total_count":1,"runner_groups":[{"id":2,"name":"GitHub-hosted","visibility":"all","default":true,"is_hosted":true}]}"#;
+    h.sim.inject(
+        endpoint::RUNNER_GROUPS,
+        Fault::Raw {
+            status: 200,
+            body: hosted.into(),
+        },
+        1,
+    );
+    let r = h.spawn(&["a"]);
+    let ev = h.terminal(&r.name).await;
+    assert!(
+        matches!(&ev, RunnerEvent::Failed { reason } if reason.contains("no self-hosted runner group")),
+        "{ev:?}"
+    );
+    assert_eq!(h.sim.counters().get(endpoint::RUNNER_GROUPS), 1);
+    assert_eq!(h.sim.counters().get(endpoint::ADMIN_REGISTER), 0);
+    assert!(h.sim.runners().is_empty());
+    h.assert_no_violations();
+}
+
 #[tokio::test]
 async fn e2_refused_cached_registration_token_is_reminted_with_the_pat() {
     let mut h = Harness::start(sim_config()).await;

@@ -467,6 +467,8 @@ async fn oauth_token_is_refreshed_before_expires_in() {
     );
     r.worker_finished(WorkerOutcome::Reported).await;
     h.terminal(&r.name).await;
+    // Refreshed ahead of time, not after a 401: no call ever carried an expired token.
+    assert_eq!(h.sim.counters().expired_oauth_calls, 0);
     h.assert_no_violations();
 }
 

@@ -205,6 +205,7 @@ async fn runner_admin_registration_falls_back_to_the_jwt() {
     let (h, sj, _) = run_and_fail(cfg).await;
     assert_eq!(sj.completed_via, Some(CompletionPath::CompleteJob));
     assert_eq!(h.sim.counters().pat_calls, 1);
+    h.assert_no_violations();
 }
 
 #[tokio::test]

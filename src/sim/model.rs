@@ -189,6 +189,10 @@ pub struct Counters {
     pub pat_calls: u64,
     /// REST answers `304 Not Modified`.
     pub not_modified: u64,
+    /// Calls refused because they carried an expired runner OAuth token: a client that
+    /// refreshes before `expires_in` makes none (unless a test expired tokens early).
+    #[serde(default)]
+    pub expired_oauth_calls: u64,
 }
 
 impl Counters {

@@ -326,12 +326,28 @@ async fn megascaler_context_spliced_into_a_real_job_message() {
             );
         }
     }
-    // Everything outside contextData.github is byte-identical.
-    let mut a = doc.clone();
-    let mut b = orig.clone();
-    a["contextData"]["github"] = serde_json::Value::Null;
-    b["contextData"]["github"] = serde_json::Value::Null;
-    assert_eq!(a, b);
+    // The splice is a pure insertion into contextData.github: every byte of the original
+    // message is kept, in order, around one inserted span that holds the new entry.
+    let (o, n) = (job.message.as_bytes(), out.as_bytes());
+    let prefix = o.iter().zip(n).take_while(|(a, b)| a == b).count();
+    let suffix = o[prefix..]
+        .iter()
+        .rev()
+        .zip(n[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert_eq!(
+        prefix + suffix,
+        o.len(),
+        "original bytes changed, not only added"
+    );
+    let inserted = &out[prefix..out.len() - suffix];
+    assert!(inserted.contains("megascaler"), "{inserted}");
+    let before = &job.message[..prefix];
+    let github_at = before
+        .rfind("\"github\"")
+        .expect("inserted after the github key");
+    assert!(before[..github_at].contains("\"contextData\""));
     r.worker_finished(WorkerOutcome::Reported).await;
     h.terminal(&r.name).await;
 }

@@ -193,7 +193,7 @@ async fn e24_renewal_gives_up_after_locked_until_plus_grace() {
     };
     let mut h = Harness::start(cfg).await;
     let r = listening(&mut h, &["a"]).await;
-    h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    let job = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
     h.expect(&r.name, "JobReceived", is_job).await;
     h.sim
         .inject(endpoint::JOB_REQUEST_UPDATE, Fault::Status(503), 10_000);
@@ -206,6 +206,24 @@ async fn e24_renewal_gives_up_after_locked_until_plus_grace() {
         matches!(&ev, RunnerEvent::LockLost { reason } if reason.contains("grace")),
         "{ev:?}"
     );
+    // The service abandoned the job when its lock expired (before our grace ran out).
+    let j = h.sim.job(job).expect("the job exists");
+    assert_eq!(j.result.as_deref(), Some("abandoned"));
+    assert_eq!(j.completed_via, Some(CompletionPath::LockExpired));
+    // The dispatcher cancels the worker; completing the job (as abandoned) is refused since
+    // the job is over, and the runner ends with that reason instead of retrying.
+    let before = h.sim.counters().get(endpoint::PLAN_EVENTS);
+    r.worker_finished(WorkerOutcome::Cancelled {
+        reason: "the job lock was lost".into(),
+    })
+    .await;
+    let end = h.terminal(&r.name).await;
+    assert!(
+        matches!(&end, RunnerEvent::Failed { reason } if reason.contains("TaskAgentJobNotFoundException")),
+        "{end:?}"
+    );
+    assert_eq!(h.sim.counters().get(endpoint::PLAN_EVENTS), before + 1);
+    h.assert_no_violations();
 }
 
 #[tokio::test]

@@ -225,6 +225,7 @@ impl Runner {
             info: Arc::clone(&info),
             renew_rx: Some(rx),
             stop,
+            lock_lost: false,
         });
         self.emit(RunnerEvent::JobReceived(ReceivedJob {
             message: Arc::from(text.as_str()),

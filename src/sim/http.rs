@@ -3,7 +3,9 @@
 //! Owns the error body of each API family (REST message, VSS wrapped exception `typeKey`
 //! §2.2, broker `errorKind` and run-service error §2.3, OAuth error), parsing the
 //! `Authorization` header, and [`begin`], the preamble of every request: count the call, note a
-//! missing User-Agent, apply an injected fault. It holds the world lock only briefly.
+//! missing User-Agent and the identifying headers, record a request that comes before the
+//! `Retry-After` given for its endpoint and credential, apply an injected fault. It holds the
+//! world lock only briefly.
 
 use super::model::Fault;
 use super::server::Shared;

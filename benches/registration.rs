@@ -56,7 +56,8 @@ async fn burst(
                 }
             }
             RunnerEvent::Listening => {
-                if let Some(t) = started.get(&env.runner) {
+                // Removed on first sight: each runner counts once even if it announced twice.
+                if let Some(t) = started.remove(&env.runner) {
                     listening.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
             }

@@ -125,6 +125,81 @@ async fn e39_rate_limit_storm_honours_retry_after() {
     );
     gh.create_registration_token(&scope(&sim)).await.unwrap();
     assert_eq!(sim.counters().get(endpoint::REGISTRATION_TOKEN), 3);
+    // The simulator records any request that comes before the Retry-After it was given
+    // (see `e39_the_retry_after_check_catches_an_eager_client`).
+    assert_eq!(sim.violations(), vec![]);
+}
+
+#[tokio::test]
+async fn e39_secondary_limit_403_storm_honours_retry_after() {
+    let (sim, gh) = start().await;
+    sim.inject(
+        endpoint::RUNS_LIST,
+        Fault::SecondaryRateLimited {
+            retry_after_secs: 1,
+        },
+        2,
+    );
+    assert!(gh.list_workflow_runs(&repo(), "queued", None).await.is_ok());
+    assert_eq!(sim.counters().get(endpoint::RUNS_LIST), 3);
+    assert_eq!(sim.violations(), vec![]);
+}
+
+#[tokio::test]
+async fn e39_the_retry_after_check_catches_an_eager_client() {
+    let (sim, _) = start().await;
+    sim.inject(
+        endpoint::REGISTRATION_TOKEN,
+        Fault::RateLimited {
+            retry_after_secs: 30,
+        },
+        1,
+    );
+    let url = format!(
+        "{}api/v3/repos/{REPO}/actions/runners/registration-token",
+        sim.base_url()
+    );
+    let http = reqwest::Client::new();
+    let call = || {
+        http.post(&url)
+            .bearer_auth(sim.pat())
+            .header("User-Agent", "eager-test-client")
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 429);
+    // Retrying at once, as a client that ignores Retry-After would.
+    assert_eq!(call().await.unwrap().status(), 201);
+    let v = sim.violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].endpoint, endpoint::REGISTRATION_TOKEN);
+    assert!(v[0].message.contains("Retry-After"), "{v:?}");
+    assert!(!v[0].message.contains(sim.pat()));
+}
+
+#[tokio::test]
+async fn e39_primary_limit_is_not_hammered_before_the_reset() {
+    let sim = Simulator::start(SimConfig {
+        rest_rate_limit: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let gh = GitHubClient::new(&sim.base_url(), Secret::new(sim.pat())).with_retry(RestRetry {
+        attempts: 3,
+        server_error_delay: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(5),
+    });
+    gh.list_workflow_runs(&repo(), "queued", None)
+        .await
+        .unwrap();
+    // The budget is spent and resets in an hour: longer than we wait, so reported at once.
+    let e = gh
+        .list_workflow_runs(&repo(), "queued", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, GitHubError::RateLimited { .. }), "{e:?}");
+    assert_eq!(sim.counters().get(endpoint::RUNS_LIST), 2);
+    assert_eq!(sim.violations(), vec![]);
 }
 
 #[tokio::test]

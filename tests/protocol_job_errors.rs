@@ -42,7 +42,7 @@ async fn e16_second_job_is_not_acknowledged() {
 }
 
 #[tokio::test]
-async fn e19_acknowledge_job_not_found_keeps_listening() {
+async fn e19_acknowledge_job_not_found_stops_the_ephemeral_runner() {
     let mut h = Harness::start(SimConfig {
         broker: BrokerMode::AgentProperties,
         ..sim_config()
@@ -54,19 +54,26 @@ async fn e19_acknowledge_job_not_found_keeps_listening() {
         err(404, "AcknowledgeJobNotFound"),
         1,
     );
-    let skipped = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    let vanished = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    // Spec §4.5/§9 E19: the job is gone; the runner stops by itself (no stop command sent).
+    let ev = h.terminal(&r.name).await;
     assert!(
-        h.sim
-            .wait_until(
-                |s| s.counters().get(endpoint::BROKER_ACKNOWLEDGE) >= 1,
-                WAIT
-            )
-            .await
+        matches!(&ev, RunnerEvent::Failed { reason } if reason.contains("E19")),
+        "{ev:?}"
     );
-    assert!(!h.events_of(&r.name).iter().any(is_job));
-    let _ = skipped;
-    r.stop().await;
-    h.terminal(&r.name).await;
+    let events = h.events_of(&r.name);
+    assert!(!events.iter().any(is_job), "{events:?}");
+    assert_eq!(h.sim.counters().get(endpoint::BROKER_ACKNOWLEDGE), 1);
+    assert_eq!(
+        h.sim.counters().get(endpoint::ACQUIRE_JOB),
+        0,
+        "the vanished job is not acquired"
+    );
+    // It unregistered itself, and the job was not taken by it.
+    assert!(h.sim.runners().iter().all(|s| s.name != r.name));
+    let job = h.sim.job(vanished).expect("the job exists");
+    assert_ne!(job.runner_name.as_deref(), Some(r.name.as_str()));
+    h.assert_no_violations();
 }
 
 #[tokio::test]
@@ -91,6 +98,50 @@ async fn e20_acquirejob_conflict_skips_the_message() {
         let ev = h.terminal(&r.name).await;
         assert!(!h.events_of(&r.name).iter().any(is_job), "{status}: {ev:?}");
     }
+}
+
+#[tokio::test]
+async fn e21_job_assignment_is_invalid_is_abandoned_without_retries() {
+    let mut h = Harness::start(SimConfig {
+        broker: BrokerMode::AgentProperties,
+        ..sim_config()
+    })
+    .await;
+    let r = listening(&mut h, &["a"]).await;
+    h.sim.inject(
+        endpoint::ACQUIRE_JOB,
+        err(400, "job assignment is invalid"),
+        1,
+    );
+    let job = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    assert!(
+        h.sim
+            .wait_until(|s| s.counters().get(endpoint::ACQUIRE_JOB) >= 1, WAIT)
+            .await
+    );
+    // Give a retrying client the polls it would need (its back-off is 20 ms here).
+    let polls = h.sim.counters().get(endpoint::BROKER_MESSAGE);
+    assert!(
+        h.sim
+            .wait_until(
+                |s| s.counters().get(endpoint::BROKER_MESSAGE) >= polls + 2,
+                WAIT
+            )
+            .await
+    );
+    assert_eq!(
+        h.sim.counters().get(endpoint::ACQUIRE_JOB),
+        1,
+        "abandoned, not retried"
+    );
+    r.stop().await;
+    let ev = h.terminal(&r.name).await;
+    assert!(matches!(ev, RunnerEvent::Removed), "{ev:?}");
+    assert!(!h.events_of(&r.name).iter().any(is_job));
+    assert_ne!(
+        h.sim.job(job).and_then(|j| j.runner_name),
+        Some(r.name.clone())
+    );
 }
 
 #[tokio::test]
@@ -142,7 +193,7 @@ async fn e24_renewal_gives_up_after_locked_until_plus_grace() {
     };
     let mut h = Harness::start(cfg).await;
     let r = listening(&mut h, &["a"]).await;
-    h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    let job = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
     h.expect(&r.name, "JobReceived", is_job).await;
     h.sim
         .inject(endpoint::JOB_REQUEST_UPDATE, Fault::Status(503), 10_000);
@@ -155,6 +206,24 @@ async fn e24_renewal_gives_up_after_locked_until_plus_grace() {
         matches!(&ev, RunnerEvent::LockLost { reason } if reason.contains("grace")),
         "{ev:?}"
     );
+    // The service abandoned the job when its lock expired (before our grace ran out).
+    let j = h.sim.job(job).expect("the job exists");
+    assert_eq!(j.result.as_deref(), Some("abandoned"));
+    assert_eq!(j.completed_via, Some(CompletionPath::LockExpired));
+    // The dispatcher cancels the worker; completing the job (as abandoned) is refused since
+    // the job is over, and the runner ends with that reason instead of retrying.
+    let before = h.sim.counters().get(endpoint::PLAN_EVENTS);
+    r.worker_finished(WorkerOutcome::Cancelled {
+        reason: "the job lock was lost".into(),
+    })
+    .await;
+    let end = h.terminal(&r.name).await;
+    assert!(
+        matches!(&end, RunnerEvent::Failed { reason } if reason.contains("TaskAgentJobNotFoundException")),
+        "{end:?}"
+    );
+    assert_eq!(h.sim.counters().get(endpoint::PLAN_EVENTS), before + 1);
+    h.assert_no_violations();
 }
 
 #[tokio::test]
@@ -204,8 +273,15 @@ async fn e31_session_delete_errors_after_a_job_are_ignored() {
         err(401, "AccessDeniedException"),
         1,
     );
+    // `job_roundtrip` asserts the runner still ends `Removed`, not `Failed`.
     let job = job_roundtrip(&mut h, &r, &["a"]).await;
-    assert!(h.sim.job(job).is_some());
+    // The refused session delete was made (the fault consumed) and changed nothing.
+    assert_eq!(h.sim.counters().get(endpoint::SESSIONS_DELETE), 1);
+    assert_eq!(
+        h.sim.job(job).and_then(|j| j.runner_name),
+        Some(r.name.clone())
+    );
+    h.assert_no_violations();
 }
 
 #[tokio::test]
@@ -285,12 +361,38 @@ async fn token_expiry_mid_run_is_survived() {
 async fn runner_deleted_server_side_while_its_job_runs() {
     let mut h = Harness::start(sim_config()).await;
     let r = listening(&mut h, &["a"]).await;
-    h.sim.queue_job(JobSpec::new(REPO, &["a"]));
+    let job = h.sim.queue_job(JobSpec::new(REPO, &["a"]));
     h.expect(&r.name, "JobReceived", is_job).await;
     assert!(h.sim.delete_runner(&r.name));
-    // The job is not dropped on the floor: the runner keeps it until the worker reports.
-    r.worker_finished(WorkerOutcome::Reported).await;
-    assert!(matches!(h.terminal(&r.name).await, RunnerEvent::Removed));
+    // Renewals with the deleted runner's token are refused: the lock is reported lost…
+    let lost = h
+        .expect(&r.name, "LockLost", |e| {
+            matches!(e, RunnerEvent::LockLost { .. })
+        })
+        .await;
+    assert!(
+        matches!(&lost, RunnerEvent::LockLost { reason } if reason.contains("TaskAgentNotFoundException")),
+        "{lost:?}"
+    );
+    // …but the job is not dropped on the floor: the runner keeps it until the worker ends,
+    // and completes it with the job token.
+    r.worker_finished(WorkerOutcome::Failed {
+        reason: "worker lost".into(),
+    })
+    .await;
+    let end = h.terminal(&r.name).await;
+    assert!(matches!(end, RunnerEvent::Removed), "{end:?}");
+    assert!(
+        h.events_of(&r.name)
+            .iter()
+            .any(|e| matches!(e, RunnerEvent::CompletedByRunner { result } if result == "failed"))
+    );
+    let j = h.sim.job(job).expect("the job exists");
+    assert_eq!(j.status, megascaler::sim::JobStatus::Completed);
+    assert_eq!(j.result.as_deref(), Some("failed"));
+    assert_eq!(j.completed_via, Some(CompletionPath::PlanEvent));
+    assert_eq!(j.issues, vec!["worker lost".to_string()]);
+    h.assert_no_violations();
 }
 
 #[tokio::test]

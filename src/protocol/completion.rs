@@ -19,6 +19,8 @@ use serde_json::json;
 pub enum OwnResult {
     Failed,
     Canceled,
+    /// The job's lock was lost before the worker ended (spec E24).
+    Abandoned,
 }
 
 impl OwnResult {
@@ -27,6 +29,7 @@ impl OwnResult {
         match self {
             OwnResult::Failed => "failed",
             OwnResult::Canceled => "canceled",
+            OwnResult::Abandoned => "abandoned",
         }
     }
 }
@@ -239,5 +242,6 @@ mod tests {
     fn results_are_lower_case() {
         assert_eq!(OwnResult::Canceled.as_str(), "canceled");
         assert_eq!(OwnResult::Failed.as_str(), "failed");
+        assert_eq!(OwnResult::Abandoned.as_str(), "abandoned");
     }
 }

@@ -18,8 +18,11 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub enum RenewEvent {
     Renewed(Option<DateTime<Utc>>),
-    /// Gave up or the job is gone; the worker must be cancelled.
+    /// The job is gone (E22); the worker must be cancelled.
     Lost(String),
+    /// Renewal failed until lockedUntil + grace (E24): the worker must be cancelled and the
+    /// job, if still ours to complete, is abandoned.
+    GaveUp(String),
 }
 
 /// Everything a renewal needs, owned so it can run in its own task.
@@ -117,7 +120,7 @@ impl Renewer {
                     let deadline = lock.checked_add_signed(grace).unwrap_or(lock);
                     if Utc::now() >= deadline {
                         let _ = events
-                            .send(RenewEvent::Lost(format!(
+                            .send(RenewEvent::GaveUp(format!(
                                 "lock renewal failed until lockedUntil + grace: {e}"
                             )))
                             .await;

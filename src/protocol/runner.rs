@@ -58,6 +58,8 @@ pub(super) struct ActiveJob {
     pub info: Arc<JobInfo>,
     pub renew_rx: Option<mpsc::Receiver<RenewEvent>>,
     pub stop: CancellationToken,
+    /// Lock renewal gave up: a job the worker could not report is abandoned (E24).
+    pub lock_lost: bool,
 }
 
 pub(super) struct Runner {
@@ -424,6 +426,12 @@ impl Runner {
                 self.emit(RunnerEvent::LockRenewed { locked_until }).await
             }
             RenewEvent::Lost(reason) => self.emit(RunnerEvent::LockLost { reason }).await,
+            RenewEvent::GaveUp(reason) => {
+                if let Some(j) = self.job.as_mut() {
+                    j.lock_lost = true;
+                }
+                self.emit(RunnerEvent::LockLost { reason }).await
+            }
         }
     }
 
@@ -435,6 +443,11 @@ impl Runner {
         job.stop.cancel();
         let (result, reason) = match outcome {
             WorkerOutcome::Reported => return Step::End(End::Removed),
+            WorkerOutcome::Failed { reason } | WorkerOutcome::Cancelled { reason }
+                if job.lock_lost =>
+            {
+                (OwnResult::Abandoned, reason)
+            }
             WorkerOutcome::Failed { reason } => (OwnResult::Failed, reason),
             WorkerOutcome::Cancelled { reason } => (OwnResult::Canceled, reason),
         };

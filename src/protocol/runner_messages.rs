@@ -168,9 +168,16 @@ impl Runner {
         if let Some(e) = self.ack(raw, &msg, source).await
             && e.service().is_some_and(|s| s.is("AcknowledgeJobNotFound"))
         {
-            // E19: the job vanished before we could take it. Nothing runs; keep listening.
+            // E19 (spec §4.5, §9): on an ephemeral runner the job vanished; stop the runner
+            // as AR does. It is unregistered first so it does not linger server-side.
             tracing::info!(runner = %self.name, "job vanished before acknowledgement (E19)");
-            return Step::Continue;
+            let why = "the job vanished before it was acknowledged (E19: AcknowledgeJobNotFound)";
+            return match super::registrar::remove(&self.shared.cache, &self.scope, &self.agent)
+                .await
+            {
+                Ok(_) => Step::End(End::Failed(format!("{why}; runner removed"))),
+                Err(e) => Step::End(End::Failed(format!("{why}; could not unregister: {e}"))),
+            };
         }
         let (text, reference) = match msg {
             Message::InlineJob(text) => (text.0, None),
@@ -218,6 +225,7 @@ impl Runner {
             info: Arc::clone(&info),
             renew_rx: Some(rx),
             stop,
+            lock_lost: false,
         });
         self.emit(RunnerEvent::JobReceived(ReceivedJob {
             message: Arc::from(text.as_str()),
@@ -265,6 +273,17 @@ impl Runner {
                     self.acquire_throttle = (self.acquire_throttle * 2)
                         .max(t.acquire_backoff / 5)
                         .min(t.acquire_backoff * 12);
+                    return None;
+                }
+                Err(e)
+                    if e.service().is_some_and(|s| {
+                        s.message
+                            .to_ascii_lowercase()
+                            .contains("job assignment is invalid")
+                    }) =>
+                {
+                    // E21: the assignment will not become valid by asking again; abandon it.
+                    tracing::info!(runner = %self.name, error = %e, "job assignment is invalid; message skipped (E21)");
                     return None;
                 }
                 Err(e) => {

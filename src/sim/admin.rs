@@ -117,6 +117,10 @@ pub(crate) fn admin_scope(
             Ok(Grant::Jwt { scope }) => Some(scope.clone()),
             _ => None,
         },
+        // §3.6 is UNSURE which of the two GitHub accepts: a client tries AR's RemoteAuth
+        // registration token and falls back to the Bearer JWT, so the one this mode does not
+        // take is a plain refusal, not a violation.
+        (Credential::RemoteAuth(_) | Credential::Bearer(_), _) => None,
         _ => {
             w.violation(
                 endpoint,

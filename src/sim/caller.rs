@@ -81,7 +81,12 @@ pub(crate) fn require(
     };
     let grant = match w.tokens.check(&token, Utc::now()) {
         Ok(g) => g.clone(),
-        Err(TokenRefusal::Expired) => return Err(unauthorized(family, "token expired")),
+        Err(TokenRefusal::Expired) => {
+            if w.tokens.kind_of(&token) == Some(crate::sim::TokenKind::OAuthTokens) {
+                w.counters.expired_oauth_calls += 1;
+            }
+            return Err(unauthorized(family, "token expired"));
+        }
         Err(TokenRefusal::Unknown) => {
             if token == w.cfg.pat {
                 w.violation(

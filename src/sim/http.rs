@@ -3,7 +3,9 @@
 //! Owns the error body of each API family (REST message, VSS wrapped exception `typeKey`
 //! §2.2, broker `errorKind` and run-service error §2.3, OAuth error), parsing the
 //! `Authorization` header, and [`begin`], the preamble of every request: count the call, note a
-//! missing User-Agent, apply an injected fault. It holds the world lock only briefly.
+//! missing User-Agent and the identifying headers, record a request that comes before the
+//! `Retry-After` given for its endpoint and credential, apply an injected fault. It holds the
+//! world lock only briefly.
 
 use super::model::Fault;
 use super::server::Shared;
@@ -189,6 +191,34 @@ pub(crate) fn has_user_agent(headers: &HeaderMap) -> bool {
         .is_some_and(|v| !v.trim().is_empty())
 }
 
+/// `name: value` of the headers that identify the client (never a credential).
+fn identifying_headers(family: Family, headers: &HeaderMap) -> Vec<String> {
+    let mut names = vec!["user-agent"];
+    if family == Family::Rest {
+        names.extend(["accept", "x-github-api-version"]);
+    }
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let v = headers.get(n)?.to_str().ok()?;
+            Some(format!("{n}: {v}"))
+        })
+        .collect()
+}
+
+/// What a `Retry-After` applies to: the endpoint and the presented credential (so one
+/// runner's limit does not bind another). The credential is only hashed, never kept.
+pub(crate) fn retry_key(endpoint: &str, headers: &HeaderMap) -> (String, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default()
+        .hash(&mut h);
+    (endpoint.to_string(), h.finish())
+}
+
 /// The preamble of every request: count it, record a missing User-Agent, apply any injected
 /// fault. `Err` is the answer to send instead of handling the request.
 pub(crate) async fn begin(
@@ -197,14 +227,29 @@ pub(crate) async fn begin(
     headers: &HeaderMap,
 ) -> Result<(), Response> {
     let ua = has_user_agent(headers);
+    let key = retry_key(endpoint, headers);
+    let family = family_of(endpoint);
+    let seen = identifying_headers(family, headers);
     let (fault, hold) = shared.update(|w| {
         w.count(endpoint);
+        w.seen_headers
+            .entry(endpoint.to_string())
+            .or_default()
+            .extend(seen);
         if !ua {
             w.violation(endpoint, None, "request without a User-Agent header");
         }
-        (w.take_fault(endpoint), w.cfg.fault_timeout)
+        w.check_retry_after(endpoint, key.clone());
+        let fault = w.take_fault(endpoint);
+        if let Some(
+            Fault::RateLimited { retry_after_secs }
+            | Fault::SecondaryRateLimited { retry_after_secs },
+        ) = &fault
+        {
+            w.stamp_retry_after(key, std::time::Duration::from_secs(*retry_after_secs));
+        }
+        (fault, w.cfg.fault_timeout)
     });
-    let family = family_of(endpoint);
     match fault {
         None => Ok(()),
         Some(Fault::Delay { millis }) => {
@@ -255,6 +300,18 @@ pub(crate) async fn begin(
                 default_kind(family, code),
                 &message,
             ))
+        }
+        Some(Fault::SecondaryRateLimited { retry_after_secs }) => {
+            let mut response = family_error(
+                family,
+                403,
+                "TooManyRequests",
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            );
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(retry_after_secs));
+            Err(response)
         }
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = family_error(

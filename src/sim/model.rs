@@ -198,6 +198,10 @@ pub struct Counters {
     pub pat_calls: u64,
     /// REST answers `304 Not Modified`.
     pub not_modified: u64,
+    /// Calls refused because they carried an expired runner OAuth token: a client that
+    /// refreshes before `expires_in` makes none (unless a test expired tokens early).
+    #[serde(default)]
+    pub expired_oauth_calls: u64,
 }
 
 impl Counters {
@@ -223,7 +227,8 @@ pub struct Violation {
 pub enum Fault {
     /// This status, with an error body in the endpoint family's shape.
     Status(u16),
-    /// 429 with `Retry-After` (and, for REST, exhausted `x-ratelimit-*`).
+    /// 429 with `Retry-After` (and, for REST, exhausted `x-ratelimit-*`). A request with the
+    /// same credential to the endpoint before it elapses is recorded as a violation.
     RateLimited { retry_after_secs: u64 },
     /// Hold the request for `SimConfig::fault_timeout`, then answer 504.
     Timeout,
@@ -239,6 +244,9 @@ pub enum Fault {
     /// (`Authorization` value, or the OAuth client assertion): a leak oracle, since a client
     /// must never copy server error text containing it into logs or the screen.
     EchoCredential { status: u16 },
+    /// 403 with `Retry-After` (GitHub's secondary rate limit, E39). Like `RateLimited`, a
+    /// request with the same credential to the endpoint before it elapses is a violation.
+    SecondaryRateLimited { retry_after_secs: u64 },
 }
 
 /// Which tokens [`crate::sim::SimHandle::expire_tokens`] expires.

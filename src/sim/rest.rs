@@ -118,6 +118,9 @@ pub(crate) fn authorize(
         if w.budget.used >= w.budget.limit && Utc::now() < w.budget.reset {
             let mut r = rest_error(StatusCode::FORBIDDEN, "API rate limit exceeded for user.");
             rate_headers(&w, r.headers_mut());
+            // Asking again before the reset is what E39 forbids.
+            let wait = (w.budget.reset - Utc::now()).to_std().unwrap_or_default();
+            w.stamp_retry_after(super::http::retry_key(endpoint, headers), wait);
             return Err(r);
         }
         return Ok(RestAuth::Pat);

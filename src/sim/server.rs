@@ -188,6 +188,24 @@ impl SimHandle {
         self.shared.lock().runner_snapshots()
     }
 
+    /// The identifying headers seen on an endpoint, as `name: value` (`user-agent`, and on
+    /// REST `accept` and `x-github-api-version`).
+    pub fn seen_headers(&self, endpoint: &str) -> std::collections::BTreeSet<String> {
+        self.shared
+            .lock()
+            .seen_headers
+            .get(endpoint)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every endpoint called so far with its identifying headers (see [`Self::seen_headers`]).
+    pub fn all_seen_headers(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        self.shared.lock().seen_headers.clone()
+    }
+
     pub fn counters(&self) -> Counters {
         self.shared.lock().counters.clone()
     }

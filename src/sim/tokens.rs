@@ -143,6 +143,11 @@ impl Tokens {
         Ok(&issued.grant)
     }
 
+    /// The kind of a known token, expired or not.
+    pub fn kind_of(&self, token: &str) -> Option<TokenKind> {
+        self.issued.get(token).map(|i| i.grant.kind())
+    }
+
     /// Expires every token of a kind now.
     pub fn expire_kind(&mut self, kind: TokenKind, now: DateTime<Utc>) {
         for issued in self.issued.values_mut() {

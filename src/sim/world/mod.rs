@@ -150,6 +150,12 @@ pub(crate) struct World {
     pub budget: RestBudget,
     /// `jti` of accepted client assertions → their `exp` (replay detection).
     pub seen_assertions: HashMap<String, i64>,
+    /// (endpoint, credential fingerprint) → the instant before which a request breaks the
+    /// `Retry-After` (or rate-limit reset) the service gave for it (§2.4, E14/E39).
+    pub retry_not_before: HashMap<(String, u64), std::time::Instant>,
+    /// endpoint → the identifying headers seen on it (`user-agent: …`, and for REST
+    /// `accept: …`, `x-github-api-version: …`), for E1 tests.
+    pub seen_headers: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl World {
@@ -176,6 +182,8 @@ impl World {
             webhook_faults: WebhookFaults::default(),
             webhooks,
             seen_assertions: HashMap::new(),
+            retry_not_before: HashMap::new(),
+            seen_headers: BTreeMap::new(),
         }
     }
 
@@ -211,6 +219,32 @@ impl World {
             runner,
             message,
         });
+    }
+
+    /// Records a request that came before the `Retry-After` given for its key; forgets a
+    /// key whose wait is over.
+    pub fn check_retry_after(&mut self, endpoint: &str, key: (String, u64)) {
+        let now = std::time::Instant::now();
+        match self.retry_not_before.get(&key) {
+            Some(until) if now < *until => {
+                let early = until.duration_since(now);
+                self.violation(
+                    endpoint,
+                    None,
+                    format!("request {early:?} before the Retry-After it was given had elapsed"),
+                );
+            }
+            Some(_) => {
+                self.retry_not_before.remove(&key);
+            }
+            None => {}
+        }
+    }
+
+    /// Remembers that requests with this key must wait `wait` from now.
+    pub fn stamp_retry_after(&mut self, key: (String, u64), wait: std::time::Duration) {
+        self.retry_not_before
+            .insert(key, std::time::Instant::now() + wait);
     }
 
     pub fn inject(&mut self, endpoint: &str, fault: Fault, times: u32) {

@@ -67,12 +67,7 @@ async fn run_all(cfg: SimConfig, setup: Setup, layout: OneRun, n: usize) {
         "protocol violations: {:?}",
         sim.violations()
     );
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -167,10 +162,5 @@ async fn a_job_unknown_to_intake_is_identified_by_its_in_progress_delivery() {
     let log = serve.stderr();
     // Intake learned of the job only from the `in_progress` delivery naming our runner.
     assert!(log.contains(&format!("took job {unknown}")), "{log}");
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }

@@ -74,42 +74,25 @@ async fn fifty_jobs_with_the_worst_runner_choice_each_run_their_own_worker() {
         "protocol violations: {:?}",
         sim.violations()
     );
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webhooks_only() {
-    let sim = simulator(Assignment::MostLabels).await;
-    let mut setup = Setup::new(three_label_sets());
-    setup.polling = false;
-    let mut serve = start_serve(&sim, setup).await;
-    let ids = queue(&sim, 9, SETS, None);
-    all_done(
-        &sim,
-        &serve,
-        &ids.iter().map(|j| j.0).collect::<Vec<_>>(),
-        Duration::from_secs(300),
-    )
-    .await;
-    assert_all_succeeded(&sim, &ids);
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    nine_jobs_complete(|setup| setup.polling = false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn polling_only() {
+    nine_jobs_complete(|setup| setup.webhooks = false).await;
+}
+
+/// Nine jobs over the three label sets with the worst runner choice all succeed, and serve
+/// exits cleanly; `intake` narrows how serve learns of jobs.
+async fn nine_jobs_complete(intake: impl FnOnce(&mut Setup)) {
     let sim = simulator(Assignment::MostLabels).await;
     let mut setup = Setup::new(three_label_sets());
-    setup.webhooks = false;
+    intake(&mut setup);
     let mut serve = start_serve(&sim, setup).await;
     let ids = queue(&sim, 9, SETS, None);
     all_done(
@@ -120,12 +103,7 @@ async fn polling_only() {
     )
     .await;
     assert_all_succeeded(&sim, &ids);
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 /// 30 % dropped, 20 % duplicated, 20 % reordered, 10 % signed with the wrong secret (refused).
@@ -149,12 +127,7 @@ async fn lossy_webhooks_with_polling() {
     )
     .await;
     assert_all_succeeded(&sim, &ids);
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -203,12 +176,7 @@ async fn crashing_worker_fails_its_job_with_the_reason() {
         log.contains("fatal: out of disk space"),
         "last output in the reason: {log}"
     );
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 /// The same with `sim-worker`'s own scripted crash.
@@ -232,12 +200,7 @@ async fn crashing_sim_worker_fails_its_job() {
         sim.job(ids[0].0).unwrap().conclusion.as_deref(),
         Some("failure")
     );
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -292,12 +255,7 @@ async fn worker_hanging_on_cancel_is_ended_by_the_escalation() {
     let log = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(log.contains("cancel request (type 2) ignored"), "{log}");
     assert!(log.contains("signal: 9"), "SIGKILL ended it: {log}");
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -423,12 +381,7 @@ async fn job_through_the_ssh_worker_scripts_against_a_local_sshd() {
         );
         assert!(log.contains("ssh-worker.sh"), "{log}");
     }
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -545,12 +498,7 @@ async fn a_worker_started_for_other_labels_fails_its_job() {
         ),
         "{log}"
     );
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }
 
 /// The drop guard of a failed test: dropping `Serve` kills serve and every worker it started,

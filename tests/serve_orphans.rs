@@ -53,10 +53,5 @@ async fn orphaned_runner_with_our_prefix_is_removed_by_polling() {
         )
         .await;
     assert!(ok, "{log}");
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 }

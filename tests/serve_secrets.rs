@@ -67,12 +67,7 @@ async fn no_credential_reaches_a_worker_or_a_log_file() {
         Duration::from_secs(200),
     )
     .await;
-    assert_eq!(
-        serve
-            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
-            .await,
-        Some(0)
-    );
+    serve.assert_clean_exit().await;
 
     let counters = sim.counters();
     for ep in ECHOED {

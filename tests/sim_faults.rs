@@ -8,17 +8,13 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use jsonwebtoken::Algorithm;
 use megascaler::sim::{
-    Fault, JobSpec, SimConfig, SimHandle, WebhookFaults, WebhookTarget, endpoint, sign_webhook,
+    Fault, JobSpec, SimConfig, WebhookFaults, WebhookTarget, endpoint, sign_webhook,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sim_client::*;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-fn violated(sim: &SimHandle, needle: &str) -> bool {
-    sim.violations().iter().any(|v| v.message.contains(needle))
-}
 
 #[tokio::test]
 async fn raw_and_echo_faults() {

@@ -4,35 +4,10 @@
 mod sim_client;
 
 use jsonwebtoken::Algorithm;
-use megascaler::sim::{BrokerMode, Fault, JobSpec, JobStatus, SimConfig, SimHandle, endpoint};
+use megascaler::sim::{BrokerMode, Fault, JobSpec, JobStatus, SimConfig, endpoint};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use sim_client::*;
-
-fn violated(sim: &SimHandle, needle: &str) -> bool {
-    sim.violations().iter().any(|v| v.message.contains(needle))
-}
-
-/// A v1 runner with an open session: (runner, session id, poll URL).
-async fn listening(sim: &SimHandle, c: &Client, labels: &[&str]) -> (Runner, String, String) {
-    let r = register_v1(sim, c, labels, Algorithm::RS256).await;
-    let s = c
-        .call(
-            Method::POST,
-            &r.url(SESSIONS, &[("poolId", "1")]),
-            Scheme::Bearer(&r.token),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s.status, StatusCode::OK);
-    let sid = s.body["sessionId"].as_str().unwrap().to_string();
-    let poll_url = format!("{}?sessionId={sid}", r.url(MESSAGES, &[("poolId", "1")]));
-    (r, sid, poll_url)
-}
-
-fn body_of(msg: &Value) -> Value {
-    serde_json::from_str(msg["body"].as_str().unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn timeout_fault_holds_then_answers_504() {

@@ -120,6 +120,19 @@ impl Serve {
         }
     }
 
+    /// SIGTERM, then asserts a graceful exit with status 0 within 60 s.
+    pub async fn assert_clean_exit(&mut self) {
+        let code = self
+            .signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+            .await;
+        assert_eq!(
+            code,
+            Some(0),
+            "serve did not exit cleanly:\n{}",
+            self.stderr()
+        );
+    }
+
     /// Sends `sig` and waits for the exit status (code), at most `timeout`.
     pub async fn signal_and_wait(
         &mut self,
